@@ -1,0 +1,141 @@
+package io.grpo4j.trainer.generation;
+
+import java.util.Arrays;
+import java.util.SplittableRandom;
+
+/**
+ * Picks one token from one row of logits on the CPU, in the order transformers applies its logits processors.
+ * A row's random stream depends only on the seed and the completion's index, never on batch composition, so a
+ * seeded completion is the same whether it was sampled alone, in a batch, or by another process.
+ */
+final class TokenPicker {
+  private final SamplingParams p;
+  private int[] order = new int[0];
+
+  TokenPicker(SamplingParams p) {
+    this.p = p;
+  }
+
+  /** @param logits this row's logits, modified in place; @param seen tokens of prompt + completion so far */
+  long pick(float[] logits, long[] seen, int seenLength, SplittableRandom rng) {
+    if (p.repetitionPenalty() != 1.0) {
+      float pen = (float) p.repetitionPenalty();
+      boolean[] done = new boolean[logits.length];
+      for (int i = 0; i < seenLength; i++) {
+        int t = (int) seen[i];
+        if (t >= 0 && t < logits.length && !done[t]) {
+          done[t] = true;
+          logits[t] = logits[t] < 0 ? logits[t] * pen : logits[t] / pen;
+        }
+      }
+    }
+    if (p.greedy()) {
+      return argMax(logits);
+    }
+    int v = logits.length;
+    float invT = (float) (1.0 / p.temperature());
+    float max = Float.NEGATIVE_INFINITY;
+    for (int i = 0; i < v; i++) {
+      logits[i] *= invT;
+      max = Math.max(max, logits[i]);
+    }
+    // probabilities (unnormalised exp, then normalised) over the tokens still allowed
+    double[] prob = new double[v];
+    double sum = 0;
+    for (int i = 0; i < v; i++) {
+      prob[i] = Math.exp(logits[i] - max);
+      sum += prob[i];
+    }
+    for (int i = 0; i < v; i++) {
+      prob[i] /= sum;
+    }
+    boolean filter = p.topK() > 0 && p.topK() < v || p.topP() < 1.0;
+    if (filter) {
+      int[] idx = sortedByProbability(prob);
+      int keep = v;
+      if (p.topK() > 0 && p.topK() < v) {
+        // ties with the k-th value stay, as in transformers' TopKLogitsWarper
+        double kth = prob[idx[p.topK() - 1]];
+        keep = p.topK();
+        while (keep < v && prob[idx[keep]] == kth) {
+          keep++;
+        }
+      }
+      if (p.topP() < 1.0) {
+        double kept = 0;
+        for (int i = 0; i < keep; i++) {
+          kept += prob[idx[i]];
+        }
+        // renormalise over the top-k survivors, then keep the smallest prefix reaching top_p
+        double c = 0;
+        int n = 0;
+        while (n < keep) {
+          c += prob[idx[n]] / kept;
+          n++;
+          if (c >= p.topP()) {
+            break;
+          }
+        }
+        keep = Math.max(1, n);
+      }
+      for (int i = keep; i < v; i++) {
+        prob[idx[i]] = 0;
+      }
+    }
+    if (p.minP() > 0) {
+      double top = 0;
+      for (double x : prob) {
+        top = Math.max(top, x);
+      }
+      double floor = p.minP() * top;
+      for (int i = 0; i < v; i++) {
+        if (prob[i] < floor) {
+          prob[i] = 0;
+        }
+      }
+    }
+    double total = 0;
+    for (double x : prob) {
+      total += x;
+    }
+    double u = rng.nextDouble() * total;
+    double c = 0;
+    int last = 0;
+    for (int i = 0; i < v; i++) {
+      if (prob[i] > 0) {
+        c += prob[i];
+        last = i;
+        if (u < c) {
+          return i;
+        }
+      }
+    }
+    return last;
+  }
+
+  private int[] sortedByProbability(double[] prob) {
+    int v = prob.length;
+    if (order.length != v) {
+      order = new int[v];
+    }
+    Integer[] boxed = new Integer[v];
+    for (int i = 0; i < v; i++) {
+      boxed[i] = i;
+    }
+    Arrays.sort(boxed, (a, b) -> Double.compare(prob[b], prob[a]));
+    for (int i = 0; i < v; i++) {
+      order[i] = boxed[i];
+    }
+    return order;
+  }
+
+  static int argMax(float[] logits) {
+    int best = 0;
+    for (int i = 1; i < logits.length; i++) {
+      if (logits[i] > logits[best]) {
+        best = i;
+      }
+    }
+    return best;
+  }
+}

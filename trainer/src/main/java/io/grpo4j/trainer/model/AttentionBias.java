@@ -1,0 +1,53 @@
+package io.grpo4j.trainer.model;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+
+/**
+ * Additive attention bias for left-padded batches: 0 where query t may attend key s (s is a real token and not in
+ * t's future), a large negative number elsewhere. transformers uses the dtype's minimum instead of -inf so that a
+ * padding query row, which may attend nothing, softmaxes to a uniform row instead of NaN; so do we.
+ */
+public final class AttentionBias {
+  public static final float MASKED = -Float.MAX_VALUE;
+
+  private AttentionBias() {}
+
+  /**
+   * @param keyMask (B, T_past + T): 1 for real tokens, 0 for padding, for every key position so far
+   * @param queries T, the number of new positions; they are the last T key positions
+   * @return (B, 1, T, T_past + T) float32 in {@code manager}
+   */
+  public static NDArray of(NDManager manager, int[][] keyMask, int queries) {
+    int b = keyMask.length;
+    int tk = keyMask[0].length;
+    int past = tk - queries;
+    float[] bias = new float[b * queries * tk];
+    for (int i = 0; i < b; i++) {
+      for (int t = 0; t < queries; t++) {
+        int base = (i * queries + t) * tk;
+        int absolute = past + t;
+        for (int s = 0; s < tk; s++) {
+          boolean allowed = s <= absolute && keyMask[i][s] != 0;
+          bias[base + s] = allowed ? 0f : MASKED;
+        }
+      }
+    }
+    return manager.create(bias, new Shape(b, 1, queries, tk));
+  }
+
+  /** Positions from a mask, {@code cumsum(mask) - 1} clamped at 0, as transformers computes them. */
+  public static long[][] positions(int[][] mask) {
+    long[][] pos = new long[mask.length][];
+    for (int i = 0; i < mask.length; i++) {
+      pos[i] = new long[mask[i].length];
+      long c = 0;
+      for (int s = 0; s < mask[i].length; s++) {
+        c += mask[i][s];
+        pos[i][s] = Math.max(0, c - 1);
+      }
+    }
+    return pos;
+  }
+}

@@ -1,0 +1,295 @@
+package io.grpo4j.trainer.model;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+
+/**
+ * A Hugging Face model folder: config.json, model.safetensors or shards + model.safetensors.index.json, tokenizer
+ * and generation files. {@link #open} reads and validates the folder; {@link #loadModel} puts the weights on a
+ * device as float32; {@link #save} writes a model back in the stored dtypes and shard layout it came with.
+ */
+public final class HfCheckpoint {
+  private static final ObjectMapper JSON = new ObjectMapper();
+  /** Files that travel with the weights; copied as they are. */
+  public static final List<String> SIDE_FILES = List.of(
+      "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json",
+      "vocab.json", "merges.txt", "added_tokens.json", "chat_template.jinja", "chat_template.json");
+  static final String INDEX = "model.safetensors.index.json";
+  static final String SINGLE = "model.safetensors";
+  /** transformers' default max_shard_size: a checkpoint without an index is split above this. */
+  public static final long DEFAULT_MAX_SHARD_BYTES = 5_000_000_000L;
+
+  private final Path dir;
+  private final ModelConfig config;
+  private final Map<String, Tensor> tensors; // memory-mapped
+  private final Map<String, String> shardOf; // tensor -> file name; all "model.safetensors" when unsharded
+  private final boolean sharded;
+
+  private HfCheckpoint(Path dir, ModelConfig config, Map<String, Tensor> tensors, Map<String, String> shardOf,
+      boolean sharded) {
+    this.dir = dir;
+    this.config = config;
+    this.tensors = tensors;
+    this.shardOf = shardOf;
+    this.sharded = sharded;
+  }
+
+  public Path dir() {
+    return dir;
+  }
+
+  public ModelConfig config() {
+    return config;
+  }
+
+  public Map<String, Tensor> tensors() {
+    return tensors;
+  }
+
+  public boolean sharded() {
+    return sharded;
+  }
+
+  public static HfCheckpoint open(Path dir) throws IOException {
+    if (!Files.isDirectory(dir)) {
+      throw new ModelFormatException(dir + ": not a model folder (does not exist or is not a directory)");
+    }
+    ModelConfig config = ModelConfig.load(dir);
+    Map<String, Tensor> tensors = new LinkedHashMap<>();
+    Map<String, String> shardOf = new LinkedHashMap<>();
+    Path index = dir.resolve(INDEX);
+    boolean sharded = Files.isRegularFile(index);
+    if (sharded) {
+      JsonNode map = JSON.readTree(index.toFile()).get("weight_map");
+      if (map == null || !map.isObject()) {
+        throw new ModelFormatException(index + ": key \"weight_map\" is missing");
+      }
+      Map<String, Map<String, Tensor>> files = new LinkedHashMap<>();
+      for (var it = map.fields(); it.hasNext(); ) {
+        var e = it.next();
+        String file = e.getValue().asText();
+        if (!files.containsKey(file)) {
+          Path p = dir.resolve(file);
+          if (!Files.isRegularFile(p)) {
+            throw new ModelFormatException(
+                index + ": shard \"" + file + "\" (holding \"" + e.getKey() + "\") is missing from " + dir);
+          }
+          files.put(file, SafeTensors.read(p));
+        }
+        Tensor t = files.get(file).get(e.getKey());
+        if (t == null) {
+          throw new ModelFormatException(
+              dir.resolve(file) + ": tensor \"" + e.getKey() + "\" listed in " + INDEX + " is not in the shard");
+        }
+        tensors.put(e.getKey(), t);
+        shardOf.put(e.getKey(), file);
+      }
+    } else {
+      Path single = dir.resolve(SINGLE);
+      if (!Files.isRegularFile(single)) {
+        throw new ModelFormatException(dir + ": no " + SINGLE + " and no " + INDEX);
+      }
+      SafeTensors.read(single).forEach((n, t) -> {
+        tensors.put(n, t);
+        shardOf.put(n, SINGLE);
+      });
+    }
+    validate(dir, config, tensors);
+    return new HfCheckpoint(dir, config, tensors, shardOf, sharded);
+  }
+
+  private static void validate(Path dir, ModelConfig config, Map<String, Tensor> tensors) {
+    Map<String, long[]> layout = ParameterLayout.of(config);
+    for (var e : layout.entrySet()) {
+      Tensor t = tensors.get(e.getKey());
+      if (t == null) {
+        throw new ModelFormatException(dir + ": missing tensor \"" + e.getKey() + "\" (expected shape "
+            + java.util.Arrays.toString(e.getValue()) + " for " + config.architecture().hfName + ")");
+      }
+      if (!java.util.Arrays.equals(t.shape(), e.getValue())) {
+        throw new ModelFormatException(dir + ": tensor \"" + e.getKey() + "\" has shape "
+            + java.util.Arrays.toString(t.shape()) + " but config.json implies "
+            + java.util.Arrays.toString(e.getValue()));
+      }
+    }
+    for (String name : tensors.keySet()) {
+      if (!layout.containsKey(name) && !ParameterLayout.ignorable(name, config)) {
+        throw new ModelFormatException(dir + ": unexpected tensor \"" + name + "\" for "
+            + config.architecture().hfName + " (wrong architecture in config.json, or an unsupported option)");
+      }
+    }
+  }
+
+  /** Creates the model's float32 parameters in {@code manager} (its device is the compute device). */
+  public CausalLM loadModel(NDManager manager) {
+    Map<String, NDArray> params = new LinkedHashMap<>();
+    for (var e : ParameterLayout.of(config).entrySet()) {
+      Tensor t = tensors.get(e.getKey());
+      NDArray a = manager.create(t.toFloats(), new Shape(t.shape()));
+      a.setName(e.getKey());
+      params.put(e.getKey(), a);
+    }
+    return new CausalLM(config, manager, params);
+  }
+
+  /** Opens and loads in one call. */
+  public static CausalLM load(Path dir, NDManager manager) throws IOException {
+    return open(dir).loadModel(manager);
+  }
+
+  /** The dtype each tensor is saved in: as it was stored, or {@code override} ("F32", "F16", "BF16"). */
+  String storedDtype(String name, String override) {
+    if (override != null) {
+      return override;
+    }
+    Tensor t = tensors.get(name);
+    return t != null ? t.dtype() : dtypeOf(config.torchDtype());
+  }
+
+  static String dtypeOf(String torchDtype) {
+    return switch (torchDtype.replace("torch.", "")) {
+      case "bfloat16" -> "BF16";
+      case "float16" -> "F16";
+      default -> "F32";
+    };
+  }
+
+  /** Maps a user-facing dtype name (bf16, fp16, fp32, bfloat16, float16, float32) to a safetensors dtype. */
+  public static String parseDtype(String name) {
+    return switch (name.toLowerCase()) {
+      case "bf16", "bfloat16" -> "BF16";
+      case "fp16", "f16", "float16" -> "F16";
+      case "fp32", "f32", "float32" -> "F32";
+      default -> throw new IllegalArgumentException(
+          "dtype \"" + name + "\" is not one of bf16, fp16, fp32");
+    };
+  }
+
+  /**
+   * Writes {@code model} as a complete Hugging Face folder at {@code out}: config.json, generation_config.json,
+   * weights in {@code source}'s stored dtypes (or {@code dtypeOverride}) and shard layout, tokenizer files. The
+   * folder is built under a temporary name and renamed into place, so a crash never leaves half a checkpoint.
+   */
+  public static void save(CausalLM model, HfCheckpoint source, Path out, String dtypeOverride) throws IOException {
+    Path parent = out.toAbsolutePath().getParent();
+    Files.createDirectories(parent);
+    Path tmp = parent.resolve("." + out.getFileName() + ".tmp-" + ProcessHandle.current().pid());
+    AtomicFiles.deleteTree(tmp);
+    Files.createDirectories(tmp);
+    try {
+      writeWeights(model, source, tmp, dtypeOverride);
+      ObjectNode cfg = model.config().raw().deepCopy();
+      if (dtypeOverride != null) {
+        String torch = switch (dtypeOverride) {
+          case "BF16" -> "bfloat16";
+          case "F16" -> "float16";
+          default -> "float32";
+        };
+        cfg.put(cfg.has("torch_dtype") && !cfg.has("dtype") ? "torch_dtype" : "dtype", torch);
+      }
+      SafeTensors.writeJson(tmp.resolve("config.json"), cfg);
+      for (String f : SIDE_FILES) {
+        Path src = source.dir().resolve(f);
+        if (Files.isRegularFile(src)) {
+          Files.copy(src, tmp.resolve(f));
+        }
+      }
+      if (!Files.exists(tmp.resolve("generation_config.json"))) {
+        ObjectNode gen = JSON.createObjectNode();
+        if (model.config().eosTokenIds().size() == 1) {
+          gen.put("eos_token_id", model.config().eosTokenId());
+        } else if (!model.config().eosTokenIds().isEmpty()) {
+          var arr = gen.putArray("eos_token_id");
+          model.config().eosTokenIds().forEach(arr::add);
+        }
+        if (model.config().padTokenId() != null) {
+          gen.put("pad_token_id", model.config().padTokenId());
+        }
+        SafeTensors.writeJson(tmp.resolve("generation_config.json"), gen);
+      }
+      replaceDir(tmp, out);
+    } catch (IOException | RuntimeException e) {
+      AtomicFiles.deleteTree(tmp);
+      throw e;
+    }
+  }
+
+  private static void replaceDir(Path tmp, Path out) throws IOException {
+    if (Files.exists(out)) {
+      Path old = out.resolveSibling("." + out.getFileName() + ".old-" + ProcessHandle.current().pid());
+      AtomicFiles.deleteTree(old);
+      Files.move(out, old);
+      Files.move(tmp, out);
+      AtomicFiles.deleteTree(old);
+    } else {
+      Files.move(tmp, out);
+    }
+  }
+
+  private static void writeWeights(CausalLM model, HfCheckpoint source, Path dir, String dtypeOverride)
+      throws IOException {
+    Map<String, Tensor> all = new LinkedHashMap<>();
+    for (var e : model.parameters().entrySet()) {
+      String dtype = source.storedDtype(e.getKey(), dtypeOverride);
+      NDArray a = e.getValue();
+      all.put(e.getKey(), Tensor.fromFloats(a.toFloatArray(), a.getShape().getShape(), dtype));
+    }
+    // Keep the source's shard assignment when it covers exactly these tensors; else split by size.
+    Map<String, String> plan = new LinkedHashMap<>();
+    if (source.sharded() && source.shardOf.keySet().containsAll(all.keySet())) {
+      all.keySet().forEach(n -> plan.put(n, source.shardOf.get(n)));
+    } else {
+      plan.putAll(shardBySize(all, DEFAULT_MAX_SHARD_BYTES));
+    }
+    Map<String, Map<String, Tensor>> files = new TreeMap<>();
+    plan.forEach((name, file) -> files.computeIfAbsent(file, f -> new TreeMap<>()).put(name, all.get(name)));
+    Map<String, String> meta = Map.of("format", "pt");
+    for (var f : files.entrySet()) {
+      SafeTensors.write(dir.resolve(f.getKey()), f.getValue(), meta);
+    }
+    if (files.size() > 1 || source.sharded()) {
+      ObjectNode index = JSON.createObjectNode();
+      long total = all.values().stream().mapToLong(t -> t.data().remaining()).sum();
+      index.putObject("metadata").put("total_size", total);
+      ObjectNode wm = index.putObject("weight_map");
+      new TreeMap<>(plan).forEach(wm::put);
+      SafeTensors.writeJson(dir.resolve(INDEX), index);
+    }
+  }
+
+  static Map<String, String> shardBySize(Map<String, Tensor> all, long maxBytes) {
+    List<List<String>> shards = new ArrayList<>();
+    List<String> current = new ArrayList<>();
+    long size = 0;
+    for (var e : all.entrySet()) {
+      long n = e.getValue().data().remaining();
+      if (!current.isEmpty() && size + n > maxBytes) {
+        shards.add(current);
+        current = new ArrayList<>();
+        size = 0;
+      }
+      current.add(e.getKey());
+      size += n;
+    }
+    shards.add(current);
+    Map<String, String> plan = new LinkedHashMap<>();
+    for (int i = 0; i < shards.size(); i++) {
+      String file = shards.size() == 1 ? SINGLE
+          : String.format("model-%05d-of-%05d.safetensors", i + 1, shards.size());
+      shards.get(i).forEach(n -> plan.put(n, file));
+    }
+    return plan;
+  }
+}

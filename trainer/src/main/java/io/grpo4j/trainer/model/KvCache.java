@@ -1,0 +1,77 @@
+package io.grpo4j.trainer.model;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+
+/**
+ * Keys and values of every layer for the tokens seen so far, so that decoding one more token costs one position,
+ * not the whole sequence. Arrays live in the manager of the decoding step that owns the cache.
+ */
+public final class KvCache {
+  private final NDArray[] keys; // per layer: (B, kv_heads, T_past, head_dim)
+  private final NDArray[] values; // per layer: (B, kv_heads, T_past, head_dim)
+  private final NDManager owner; // where the cache's arrays live between decoding steps
+  private int length; // T_past
+
+  public KvCache(int layers, NDManager owner) {
+    keys = new NDArray[layers];
+    values = new NDArray[layers];
+    this.owner = owner;
+  }
+
+  public int length() {
+    return length;
+  }
+
+  /** Appends this step's keys/values of {@code layer} and returns the full (past + new) ones. */
+  NDArray[] append(int layer, NDArray k, NDArray v) {
+    NDArray fullK = keys[layer] == null ? k : keys[layer].concat(k, 2);
+    NDArray fullV = values[layer] == null ? v : values[layer].concat(v, 2);
+    if (keys[layer] != null && keys[layer] != k) {
+      keys[layer].close();
+      values[layer].close();
+    }
+    // the new arrays were made in the step's manager; keep them alive past the step
+    fullK.attach(owner);
+    fullV.attach(owner);
+    keys[layer] = fullK;
+    values[layer] = fullV;
+    if (layer == keys.length - 1) {
+      length = (int) fullK.getShape().get(2);
+    }
+    return new NDArray[] {fullK, fullV};
+  }
+
+  /**
+   * Repeats every row {@code times} times in place (row i becomes rows i*times .. i*times+times-1): a group of G
+   * completions shares its prompt's prefill instead of recomputing it G times.
+   */
+  public void repeatRows(int times) {
+    for (int l = 0; l < keys.length; l++) {
+      if (keys[l] != null) {
+        NDArray k = keys[l].repeat(0, times);
+        NDArray v = values[l].repeat(0, times);
+        keys[l].close();
+        values[l].close();
+        keys[l] = k;
+        values[l] = v;
+      }
+    }
+  }
+
+  /** Keeps only the given rows (finished sequences drop out of the batch). */
+  public void selectRows(long[] rows) {
+    try (NDArray idx = owner.create(rows)) {
+      for (int l = 0; l < keys.length; l++) {
+        if (keys[l] != null) {
+          NDArray k = keys[l].get(idx);
+          NDArray v = values[l].get(idx);
+          keys[l].close();
+          values[l].close();
+          keys[l] = k;
+          values[l] = v;
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,160 @@
+package io.grpo4j.trainer.model;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import io.grpo4j.trainer.Fixtures;
+import io.grpo4j.trainer.generation.Sampler;
+import io.grpo4j.trainer.generation.SamplingParams;
+import java.util.Map;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/** Logits and greedy generations of the three fixture architectures against Hugging Face transformers. */
+class CausalLMGoldenTest {
+
+  @ParameterizedTest
+  @ValueSource(strings = {"tiny-qwen2", "tiny-llama", "tiny-qwen3"})
+  void singleLogitsMatchTransformers(String name) throws Exception {
+    Map<String, Tensor> exp = Fixtures.expected(name);
+    Tensor want = exp.get("single_logits"); // (T, V)
+    int t = (int) want.shape()[0];
+    long[] ids = firstRealRow(exp, t);
+    try (NDManager root = NDManager.newBaseManager();
+        CausalLM model = HfCheckpoint.load(Fixtures.model(name), root.newSubManager());
+        NDManager step = root.newSubManager()) {
+      int[][] mask = {ones(t)};
+      NDArray logits = model.forward(
+          step.create(ids, new Shape(1, t)),
+          step.create(AttentionBias.positions(mask)[0], new Shape(1, t)),
+          AttentionBias.of(step, mask, t));
+      assertClose(want.toFloats(), logits.toFloatArray(), 1e-4, name + " single_logits");
+    }
+  }
+
+  @ParameterizedTest
+  @ValueSource(strings = {"tiny-qwen2", "tiny-llama", "tiny-qwen3"})
+  void batchLogitsMatchOnRealPositions(String name) throws Exception {
+    Map<String, Tensor> exp = Fixtures.expected(name);
+    Tensor idsT = exp.get("batch_input_ids");
+    int b = (int) idsT.shape()[0];
+    int l = (int) idsT.shape()[1];
+    long[] ids = idsT.toLongs();
+    long[] maskFlat = exp.get("batch_attention_mask").toLongs();
+    int[][] mask = new int[b][l];
+    for (int i = 0; i < b; i++) {
+      for (int s = 0; s < l; s++) {
+        mask[i][s] = (int) maskFlat[i * l + s];
+      }
+    }
+    float[] want = exp.get("batch_logits").toFloats();
+    try (NDManager root = NDManager.newBaseManager();
+        CausalLM model = HfCheckpoint.load(Fixtures.model(name), root.newSubManager());
+        NDManager step = root.newSubManager()) {
+      long[][] pos = AttentionBias.positions(mask);
+      NDArray logits = model.forward(
+          step.create(ids, new Shape(b, l)),
+          step.create(flatten(pos), new Shape(b, l)),
+          AttentionBias.of(step, mask, l));
+      float[] got = logits.toFloatArray();
+      int v = model.config().vocabSize();
+      int compared = 0;
+      for (int i = 0; i < b; i++) {
+        for (int s = 0; s < l; s++) {
+          if (mask[i][s] == 1) {
+            for (int j = 0; j < v; j++) {
+              int idx = (i * l + s) * v + j;
+              assertEquals(want[idx], got[idx], 1e-4, name + " batch_logits[" + i + "," + s + "," + j + "]");
+              compared++;
+            }
+          }
+        }
+      }
+      assertTrue(compared > 0);
+    }
+  }
+
+  @ParameterizedTest
+  @ValueSource(strings = {"tiny-qwen2", "tiny-llama", "tiny-qwen3"})
+  void greedyIdsMatchWithKvCache(String name) throws Exception {
+    Map<String, Tensor> exp = Fixtures.expected(name);
+    Tensor idsT = exp.get("batch_input_ids");
+    int b = (int) idsT.shape()[0];
+    int l = (int) idsT.shape()[1];
+    long[] ids = idsT.toLongs();
+    long[] maskFlat = exp.get("batch_attention_mask").toLongs();
+    Tensor greedy = exp.get("greedy_ids");
+    int n = (int) greedy.shape()[1];
+    long[][] prompts = new long[b][];
+    for (int i = 0; i < b; i++) {
+      int real = 0;
+      for (int s = 0; s < l; s++) {
+        real += (int) maskFlat[i * l + s];
+      }
+      prompts[i] = new long[real];
+      System.arraycopy(ids, i * l + (l - real), prompts[i], 0, real);
+    }
+    try (NDManager root = NDManager.newBaseManager();
+        CausalLM model = HfCheckpoint.load(Fixtures.model(name), root.newSubManager())) {
+      SamplingParams p = SamplingParams.greedy(n).withStopTokenIds(new int[0]);
+      var out = new Sampler(model, 0).generate(prompts, p, 1);
+      long[] want = greedy.toLongs();
+      for (int i = 0; i < b; i++) {
+        long[] row = new long[n];
+        System.arraycopy(want, i * n, row, 0, n);
+        assertArrayEquals(row, out.get(i).completionIds(), name + " greedy_ids row " + i);
+      }
+    }
+  }
+
+  static long[] firstRealRow(Map<String, Tensor> exp, int t) throws java.io.IOException {
+    // single_logits is cases.json prompt 0 without padding
+    var cases = new com.fasterxml.jackson.databind.ObjectMapper()
+        .readTree(Fixtures.root().resolve("cases.json").toFile());
+    var ids = cases.get("prompt_ids").get(0);
+    assertEquals(t, ids.size(), "single_logits rows vs cases.json prompt 0 length");
+    long[] row = new long[t];
+    for (int i = 0; i < t; i++) {
+      row[i] = ids.get(i).asLong();
+    }
+    return row;
+  }
+
+  static int[] ones(int t) {
+    int[] m = new int[t];
+    java.util.Arrays.fill(m, 1);
+    return m;
+  }
+
+  static long[] flatten(long[][] a) {
+    int n = 0;
+    for (long[] r : a) {
+      n += r.length;
+    }
+    long[] out = new long[n];
+    int k = 0;
+    for (long[] r : a) {
+      System.arraycopy(r, 0, out, k, r.length);
+      k += r.length;
+    }
+    return out;
+  }
+
+  static void assertClose(float[] want, float[] got, double tol, String what) {
+    assertEquals(want.length, got.length, what + " length");
+    double worst = 0;
+    int at = -1;
+    for (int i = 0; i < want.length; i++) {
+      double d = Math.abs(want[i] - got[i]);
+      if (!(d <= worst)) {
+        worst = d;
+        at = i;
+      }
+    }
+    assertTrue(worst <= tol, what + ": max abs diff " + worst + " at " + at + " exceeds " + tol);
+  }
+}
