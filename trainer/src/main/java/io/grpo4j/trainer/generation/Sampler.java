@@ -5,6 +5,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import io.grpo4j.trainer.model.AttentionBias;
 import io.grpo4j.trainer.model.CausalLM;
+import io.grpo4j.trainer.model.HostStaging;
 import io.grpo4j.trainer.model.KvCache;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -14,11 +15,22 @@ import java.util.SplittableRandom;
 /**
  * Batched generation from left-padded prompts with a KV cache. Each prompt is prefilled once and its cache is
  * repeated for its {@code n} completions (a GRPO group never recomputes its prompt); finished completions leave
- * the batch so the rest decode with fewer rows. Runs without autograd.
+ * the batch so the rest decode with fewer rows. Runs without autograd. Not thread-safe: one Sampler per thread.
  */
 public final class Sampler {
   private final CausalLM model;
   private final int padId;
+  private Timing lastTiming = new Timing(0, 0, 0, 0);
+  private final HostStaging staging = new HostStaging(3); // ids, positions, bias
+
+  /** Where the last call's time went, in nanoseconds: prompt prefill, decode forwards, CPU token picking. */
+  public record Timing(long prefillNanos, long decodeNanos, long pickNanos, long generatedTokens) {}
+
+  /** Receives each token as it is picked (for streaming output); row = prompt * n + sample. */
+  @FunctionalInterface
+  public interface TokenListener {
+    void onToken(int row, long token);
+  }
 
   public Sampler(CausalLM model, int padId) {
     this.model = model;
@@ -36,6 +48,19 @@ public final class Sampler {
    * @param seed the completion with global index i draws from a stream seeded by (seed, i) alone
    */
   public List<Generation> generate(long[][] prompts, SamplingParams p, int n, long seed) {
+    return generate(prompts, p, n, seed, null);
+  }
+
+  public Timing lastTiming() {
+    return lastTiming;
+  }
+
+  /** As above, telling {@code listener} about every token as soon as it is picked. */
+  public List<Generation> generate(long[][] prompts, SamplingParams p, int n, long seed, TokenListener listener) {
+    long t0 = System.nanoTime();
+    long prefillNanos = 0;
+    long pickNanos = 0;
+    long generated = 0;
     int b0 = prompts.length;
     int rows = b0 * n;
     int vocab = model.config().vocabSize();
@@ -82,8 +107,8 @@ public final class Sampler {
             pos[i * lp + lp - pr.length + t] = t;
           }
         }
-        NDArray hidden = model.hidden(s.create(ids, new Shape(b0, lp)), s.create(pos, new Shape(b0, lp)),
-            AttentionBias.of(s, mask, lp), cache);
+        NDArray hidden = model.hidden(staging.longs(s, 0, ids, new Shape(b0, lp)),
+            staging.longs(s, 1, pos, new Shape(b0, lp)), AttentionBias.of(s, mask, lp, staging, 2), cache);
         float[] promptLogits = model.logits(hidden.get(":, -1, :")).toFloatArray(); // (b0, V)
         logits = new float[rows * vocab];
         for (int r = 0; r < rows; r++) {
@@ -93,6 +118,7 @@ public final class Sampler {
       if (n > 1) {
         cache.repeatRows(n);
       }
+      prefillNanos = System.nanoTime() - t0;
       int[] active = new int[rows]; // batch slot -> completion row
       for (int r = 0; r < rows; r++) {
         active[r] = r;
@@ -100,6 +126,7 @@ public final class Sampler {
       int activeCount = rows;
       float[] row = new float[vocab];
       for (int step = 0; step < p.maxNewTokens() && activeCount > 0; step++) {
+        long pick0 = System.nanoTime();
         long[] next = new long[activeCount];
         int[] keep = new int[activeCount];
         int kept = 0;
@@ -109,6 +136,10 @@ public final class Sampler {
           long tok = picker.pick(row, seen[r], seenLen[r], rng[r]);
           out[r][outLen[r]++] = tok;
           seen[r][seenLen[r]++] = tok;
+          generated++;
+          if (listener != null) {
+            listener.onToken(r, tok);
+          }
           if (p.isStop(tok)) {
             reason[r] = "stop";
           } else if (outLen[r] == p.maxNewTokens()) {
@@ -119,6 +150,7 @@ public final class Sampler {
             kept++;
           }
         }
+        pickNanos += System.nanoTime() - pick0;
         if (kept == 0) {
           break;
         }
@@ -145,14 +177,16 @@ public final class Sampler {
             Arrays.fill(mask[i], lp, tk, 1);
             pos[i] = nextPosition[r]++;
           }
-          NDArray hidden = model.hidden(s.create(Arrays.copyOf(next, kept), new Shape(kept, 1)),
-              s.create(pos, new Shape(kept, 1)), AttentionBias.of(s, mask, 1), cache);
+          NDArray hidden = model.hidden(staging.longs(s, 0, Arrays.copyOf(next, kept), new Shape(kept, 1)),
+              staging.longs(s, 1, pos, new Shape(kept, 1)), AttentionBias.of(s, mask, 1, staging, 2), cache);
           logits = model.logits(hidden).toFloatArray(); // (kept, 1, V)
         }
       }
     } finally {
       ai.djl.pytorch.jni.JniUtils.setGradMode(wasGrad);
     }
+    long total = System.nanoTime() - t0;
+    lastTiming = new Timing(prefillNanos, total - prefillNanos - pickNanos, pickNanos, generated);
     List<Generation> result = new ArrayList<>(rows);
     for (int r = 0; r < rows; r++) {
       result.add(new Generation(r / n, Arrays.copyOf(out[r], outLen[r]), reason[r] == null ? "length" : reason[r]));

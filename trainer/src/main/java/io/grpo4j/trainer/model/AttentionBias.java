@@ -20,6 +20,19 @@ public final class AttentionBias {
    * @return (B, 1, T, T_past + T) float32 in {@code manager}
    */
   public static NDArray of(NDManager manager, int[][] keyMask, int queries) {
+    return manager.create(values(keyMask, queries), shape(keyMask, queries));
+  }
+
+  /** Same, uploaded through a reusable staging slot (decoding loops). */
+  public static NDArray of(NDManager manager, int[][] keyMask, int queries, HostStaging staging, int slot) {
+    return staging.floats(manager, slot, values(keyMask, queries), shape(keyMask, queries));
+  }
+
+  private static Shape shape(int[][] keyMask, int queries) {
+    return new Shape(keyMask.length, 1, queries, keyMask[0].length);
+  }
+
+  private static float[] values(int[][] keyMask, int queries) {
     int b = keyMask.length;
     int tk = keyMask[0].length;
     int past = tk - queries;
@@ -34,7 +47,7 @@ public final class AttentionBias {
         }
       }
     }
-    return manager.create(bias, new Shape(b, 1, queries, tk));
+    return bias;
   }
 
   /** Positions from a mask, {@code cumsum(mask) - 1} clamped at 0, as transformers computes them. */

@@ -1,0 +1,92 @@
+package io.grpo4j.trainer.cli;
+
+import ai.djl.ndarray.NDManager;
+import io.grpo4j.trainer.generation.Sampler;
+import io.grpo4j.trainer.generation.SamplingParams;
+import io.grpo4j.trainer.model.CausalLM;
+import java.util.Locale;
+import java.util.SplittableRandom;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+/** Batched sampling throughput on random prompts, with where the time goes and memory. */
+@Command(name = "generate", mixinStandardHelpOptions = true,
+    description = {"Samples --batch random prompts of --prompt-len tokens for exactly --new-tokens tokens",
+        "(no early stop) and prints tokens/s, the time split and peak RSS."})
+public final class BenchGenerateCommand implements Callable<Integer> {
+  @Mixin ModelOptions modelOptions;
+
+  @Option(names = "--batch", defaultValue = "16", description = "Sequences per call (default: ${DEFAULT-VALUE}).")
+  int batch;
+
+  @Option(names = "--prompt-len", defaultValue = "32", description = "Default: ${DEFAULT-VALUE}.")
+  int promptLen;
+
+  @Option(names = "--new-tokens", defaultValue = "32", description = "Default: ${DEFAULT-VALUE}.")
+  int newTokens;
+
+  @Option(names = "--iterations", defaultValue = "20", description = "Timed calls (default: ${DEFAULT-VALUE}).")
+  int iterations;
+
+  @Option(names = "--warmup", defaultValue = "3", description = "Untimed calls first (default: ${DEFAULT-VALUE}).")
+  int warmup;
+
+  @Option(names = "--json", description = "End with one JSON object: {\"tokens_per_s\", \"peak_rss_mb\", ...}.")
+  boolean json;
+
+  @Override
+  public Integer call() throws Exception {
+    if (batch < 1 || promptLen < 1 || newTokens < 1 || iterations < 1) {
+      throw new UserError("--batch, --prompt-len, --new-tokens and --iterations must be >= 1");
+    }
+    try (NDManager root = modelOptions.rootManager(); CausalLM model = modelOptions.load(root)) {
+      SplittableRandom rnd = new SplittableRandom(1);
+      long[][] prompts = new long[batch][promptLen];
+      for (long[] p : prompts) {
+        for (int i = 0; i < promptLen; i++) {
+          p[i] = rnd.nextInt(model.config().vocabSize());
+        }
+      }
+      SamplingParams params = SamplingParams.sample(newTokens, 1.0);
+      Sampler sampler = new Sampler(model, 0);
+      for (int i = 0; i < warmup; i++) {
+        sampler.generate(prompts, params, 1, i);
+      }
+      double rssAfterWarmup = ProcessMemory.rssMb();
+      long prefill = 0;
+      long decode = 0;
+      long pick = 0;
+      long tokens = 0;
+      long t0 = System.nanoTime();
+      for (int i = 0; i < iterations; i++) {
+        sampler.generate(prompts, params, 1, 1000 + i);
+        Sampler.Timing t = sampler.lastTiming();
+        prefill += t.prefillNanos();
+        decode += t.decodeNanos();
+        pick += t.pickNanos();
+        tokens += t.generatedTokens();
+      }
+      double secs = (System.nanoTime() - t0) / 1e9;
+      double tps = tokens / secs;
+      double total = prefill + decode + pick;
+      double rssEnd = ProcessMemory.rssMb();
+      System.out.printf(Locale.ROOT, "model %s, batch %d, prompt %d, new tokens %d, %d calls%n",
+          modelOptions.model, batch, promptLen, newTokens, iterations);
+      System.out.printf(Locale.ROOT, "throughput: %.0f tokens/s (%.1f ms per call)%n", tps, secs * 1000 / iterations);
+      System.out.printf(Locale.ROOT, "time: prefill %.0f%%, decode forwards %.0f%%, token picking %.0f%%%n",
+          100 * prefill / total, 100 * decode / total, 100 * pick / total);
+      System.out.printf(Locale.ROOT, "per decode step: %.3f ms; RSS after warm-up %.0f MB, at end %.0f MB, peak %.0f MB%n",
+          decode / 1e6 / iterations / Math.max(1, newTokens - 1), rssAfterWarmup, rssEnd, ProcessMemory.peakRssMb());
+      if (json) {
+        System.out.printf(Locale.ROOT,
+            "{\"tokens_per_s\": %.1f, \"peak_rss_mb\": %.1f, \"rss_after_warmup_mb\": %.1f, \"rss_end_mb\": %.1f,"
+                + " \"prefill_share\": %.4f, \"decode_share\": %.4f, \"pick_share\": %.4f, \"calls\": %d}%n",
+            tps, ProcessMemory.peakRssMb(), rssAfterWarmup, rssEnd, prefill / total, decode / total, pick / total,
+            iterations);
+      }
+    }
+    return 0;
+  }
+}

@@ -1,0 +1,51 @@
+package io.grpo4j.trainer.cli;
+
+import io.grpo4j.trainer.model.ModelFormatException;
+import io.grpo4j.trainer.model.Runtime;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/** The {@code grpo} command line. */
+@Command(
+    name = "grpo",
+    mixinStandardHelpOptions = true,
+    version = "grpo4j 0.1.0",
+    description = "GRPO training for Hugging Face Llama / Qwen2 / Qwen3 decoders on the JVM.",
+    subcommands = {
+      ForwardCommand.class,
+      GenerateCommand.class,
+      BenchCommand.class,
+      CommandLine.HelpCommand.class
+    })
+public final class GrpoCli implements Runnable {
+  @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+  @Override
+  public void run() {
+    spec.commandLine().usage(System.out);
+  }
+
+  public static void main(String[] args) {
+    Runtime.offline();
+    System.exit(execute(args));
+  }
+
+  /** Runs a command line and returns its exit code (tests call this instead of main). */
+  public static int execute(String... args) {
+    Runtime.offline();
+    CommandLine cl = new CommandLine(new GrpoCli());
+    cl.setExecutionExceptionHandler((ex, cmd, parsed) -> {
+      // errors meant for people get one line, not a stack trace
+      if (ex instanceof ModelFormatException || ex instanceof IllegalArgumentException
+          || ex instanceof java.io.FileNotFoundException || ex instanceof java.nio.file.NoSuchFileException
+          || ex instanceof UserError) {
+        String msg = ex instanceof java.nio.file.NoSuchFileException ? "file not found: " + ex.getMessage()
+            : ex.getMessage();
+        cmd.getErr().println("grpo " + cmd.getCommandName() + ": " + msg);
+        return 2;
+      }
+      throw ex;
+    });
+    return cl.execute(args);
+  }
+}

@@ -1,0 +1,40 @@
+package io.grpo4j.trainer.cli;
+
+import ai.djl.ndarray.NDManager;
+import io.grpo4j.trainer.model.CausalLM;
+import io.grpo4j.trainer.model.HfCheckpoint;
+import io.grpo4j.trainer.model.Runtime;
+import io.grpo4j.trainer.tokenizer.HfTokenizer;
+import java.io.IOException;
+import java.nio.file.Path;
+import picocli.CommandLine.Option;
+
+/** The options every model-running command shares. */
+public final class ModelOptions {
+  @Option(names = "--model", required = true, description = "Hugging Face model folder (config.json, *.safetensors, tokenizer.json).")
+  public Path model;
+
+  @Option(names = "--device", defaultValue = "cpu", description = "cpu, gpu or gpu(N) (default: ${DEFAULT-VALUE}).")
+  public String device;
+
+  @Option(names = "--threads", defaultValue = "0",
+      description = "PyTorch intra-op threads; 0 = 1 for small models, all cores for hidden size >= 512.")
+  public int threads;
+
+  /** Loads the weights onto the device in a child of {@code root}. */
+  public CausalLM load(NDManager root) throws IOException {
+    HfCheckpoint ckpt = HfCheckpoint.open(model);
+    int t = threads > 0 ? threads
+        : ckpt.config().hiddenSize() >= 512 ? java.lang.Runtime.getRuntime().availableProcessors() : 1;
+    Runtime.threads(t);
+    return ckpt.loadModel(root.newSubManager(Runtime.device(device)));
+  }
+
+  public HfTokenizer tokenizer() throws IOException {
+    return HfTokenizer.load(model);
+  }
+
+  public NDManager rootManager() {
+    return NDManager.newBaseManager(Runtime.device(device));
+  }
+}
