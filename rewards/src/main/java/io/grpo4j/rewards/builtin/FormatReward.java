@@ -16,7 +16,7 @@ import java.util.regex.PatternSyntaxException;
  * (a denser signal early in training).
  */
 public final class FormatReward implements RewardFunction {
-  static final String DEFAULT_REGEX = "^\\s*<think>(?:(?!<think>|</think>).)*</think>\\s*<answer>(?:(?!<answer>|</answer>).)*</answer>\\s*$";
+  static final String DEFAULT_REGEX = "^\\s*<think>.*?</think>\\s*<answer>.*?</answer>\\s*$";
   private static final String[] TAGS = {"<think>", "</think>", "<answer>", "</answer>"};
   private final Pattern pattern;
   private final boolean partial;
@@ -47,6 +47,11 @@ public final class FormatReward implements RewardFunction {
         }
       }
       return s;
+    }
+    for (String tag : TAGS) {
+      if (count(text, tag) != 1) {
+        return 0.0; // each tag exactly once: no nested or repeated blocks
+      }
     }
     return pattern.matcher(text).matches() ? 1.0 : 0.0;
   }

@@ -219,7 +219,10 @@ public final class MathEquivalence {
     return canonicalText(a).equals(canonicalText(b));
   }
 
+  private static final Pattern TEXT_NOISE = Pattern.compile("[\\s{}\\\\]");
+  private static final Pattern ARTICLE = Pattern.compile("^(the|an?)\\s+");
+
   static String canonicalText(String s) {
-    return s.toLowerCase(Locale.ROOT).replaceAll("[\\s{}\\\\]", "").replaceAll("^(the|a|an)", "");
+    return TEXT_NOISE.matcher(ARTICLE.matcher(s.toLowerCase(Locale.ROOT).trim()).replaceFirst("")).replaceAll("");
   }
 }

@@ -39,12 +39,15 @@ public final class MathNormalizer {
     String prev;
     do {
       prev = t;
+      if (t.indexOf('\\') < 0) {
+        break;
+      }
       var m = TEXT_CMD.matcher(t);
       StringBuilder sb = new StringBuilder();
       while (m.find()) {
         String inner = m.group(1);
         // a trailing \text{ cm} after an answer is a unit: drop it
-        boolean unitAfterNumber = m.start() > 0 && m.end() == t.length() && inner.trim().matches("[a-zA-Z .]+")
+        boolean unitAfterNumber = m.start() > 0 && m.end() == t.length() && WORDS.matcher(inner.trim()).matches()
             && !t.substring(0, m.start()).isBlank();
         m.appendReplacement(sb, java.util.regex.Matcher.quoteReplacement(unitAfterNumber ? "" : inner));
       }
@@ -73,14 +76,18 @@ public final class MathNormalizer {
       }
     }
     // spaces go, except the one ending a command before a letter (\pi r is not \pir)
-    t = t.replaceAll("(\\\\[a-zA-Z]+)\\s+(?=[a-zA-Z])", "$1\u0002");
+    t = COMMAND_SPACE.matcher(t).replaceAll("$1\u0002");
     return t.replace(" ", "").replace('\u0002', ' ').replace(ROW, "\\\\");
   }
 
   private static final String ROW = "\u0001";
+  private static final Pattern COMMAND_SPACE = Pattern.compile("(\\\\[a-zA-Z]+)\\s+(?=[a-zA-Z])");
+  private static final Pattern WORDS = Pattern.compile("[a-zA-Z .]+");
+  private static final Pattern PLAIN_NUMBER = Pattern.compile("-?[0-9][0-9,]*(\\.[0-9]+)?");
+  private static final Pattern SIMPLE_FRACTION = Pattern.compile("\\\\frac\\{[0-9]+\\}\\{[0-9]+\\}");
 
   private static boolean looksNumeric(String s) {
-    return s.trim().matches("-?[0-9][0-9,]*(\\.[0-9]+)?") || s.trim().matches("\\\\frac\\{[0-9]+\\}\\{[0-9]+\\}");
+    return PLAIN_NUMBER.matcher(s.trim()).matches() || SIMPLE_FRACTION.matcher(s.trim()).matches();
   }
 
   static String stripDelimiters(String t) {
