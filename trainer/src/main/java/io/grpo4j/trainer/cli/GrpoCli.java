@@ -14,6 +14,7 @@ import picocli.CommandLine.Command;
     subcommands = {
       ForwardCommand.class,
       GenerateCommand.class,
+      TrainCommand.class,
       BenchCommand.class,
       CommandLine.HelpCommand.class
     })
@@ -38,7 +39,8 @@ public final class GrpoCli implements Runnable {
       // errors meant for people get one line, not a stack trace
       if (ex instanceof ModelFormatException || ex instanceof IllegalArgumentException
           || ex instanceof java.io.FileNotFoundException || ex instanceof java.nio.file.NoSuchFileException
-          || ex instanceof UserError) {
+          || ex instanceof UserError || ex instanceof io.grpo4j.datasets.DatasetException
+          || ex instanceof io.grpo4j.trainer.grpo.TrainingDivergedException) {
         String msg = ex instanceof java.nio.file.NoSuchFileException ? "file not found: " + ex.getMessage()
             : ex.getMessage();
         cmd.getErr().println("grpo " + cmd.getCommandName() + ": " + msg);

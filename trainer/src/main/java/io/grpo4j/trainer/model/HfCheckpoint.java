@@ -189,41 +189,52 @@ public final class HfCheckpoint {
     AtomicFiles.deleteTree(tmp);
     Files.createDirectories(tmp);
     try {
-      writeWeights(model, source, tmp, dtypeOverride);
-      ObjectNode cfg = model.config().raw().deepCopy();
-      if (dtypeOverride != null) {
-        String torch = switch (dtypeOverride) {
-          case "BF16" -> "bfloat16";
-          case "F16" -> "float16";
-          default -> "float32";
-        };
-        cfg.put(cfg.has("torch_dtype") && !cfg.has("dtype") ? "torch_dtype" : "dtype", torch);
-      }
-      SafeTensors.writeJson(tmp.resolve("config.json"), cfg);
-      for (String f : SIDE_FILES) {
-        Path src = source.dir().resolve(f);
-        if (Files.isRegularFile(src)) {
-          Files.copy(src, tmp.resolve(f));
-        }
-      }
-      if (!Files.exists(tmp.resolve("generation_config.json"))) {
-        ObjectNode gen = JSON.createObjectNode();
-        if (model.config().eosTokenIds().size() == 1) {
-          gen.put("eos_token_id", model.config().eosTokenId());
-        } else if (!model.config().eosTokenIds().isEmpty()) {
-          var arr = gen.putArray("eos_token_id");
-          model.config().eosTokenIds().forEach(arr::add);
-        }
-        if (model.config().padTokenId() != null) {
-          gen.put("pad_token_id", model.config().padTokenId());
-        }
-        SafeTensors.writeJson(tmp.resolve("generation_config.json"), gen);
-      }
+      writeFolder(model, source, tmp, dtypeOverride);
       replaceDir(tmp, out);
     } catch (IOException | RuntimeException e) {
       AtomicFiles.deleteTree(tmp);
       throw e;
     }
+  }
+
+  /** Writes the HF files into an existing (empty, private) folder; callers make the folder appear atomically. */
+  public static void writeFolder(CausalLM model, HfCheckpoint source, Path dir, String dtypeOverride)
+      throws IOException {
+    writeWeights(model, source, dir, dtypeOverride);
+    ObjectNode cfg = model.config().raw().deepCopy();
+    if (dtypeOverride != null) {
+      String torch = switch (dtypeOverride) {
+        case "BF16" -> "bfloat16";
+        case "F16" -> "float16";
+        default -> "float32";
+      };
+      cfg.put(cfg.has("torch_dtype") && !cfg.has("dtype") ? "torch_dtype" : "dtype", torch);
+    }
+    SafeTensors.writeJson(dir.resolve("config.json"), cfg);
+    for (String f : SIDE_FILES) {
+      Path src = source.dir().resolve(f);
+      if (Files.isRegularFile(src)) {
+        Files.copy(src, dir.resolve(f), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+      }
+    }
+    if (!Files.exists(dir.resolve("generation_config.json"))) {
+      ObjectNode gen = JSON.createObjectNode();
+      if (model.config().eosTokenIds().size() == 1) {
+        gen.put("eos_token_id", model.config().eosTokenId());
+      } else if (!model.config().eosTokenIds().isEmpty()) {
+        var arr = gen.putArray("eos_token_id");
+        model.config().eosTokenIds().forEach(arr::add);
+      }
+      if (model.config().padTokenId() != null) {
+        gen.put("pad_token_id", model.config().padTokenId());
+      }
+      SafeTensors.writeJson(dir.resolve("generation_config.json"), gen);
+    }
+  }
+
+  /** Replaces {@code out} by {@code tmp} so that a reader sees the old folder or the new one, never a mix. */
+  public static void replaceDirectory(Path tmp, Path out) throws IOException {
+    replaceDir(tmp, out);
   }
 
   private static void replaceDir(Path tmp, Path out) throws IOException {

@@ -1,0 +1,144 @@
+package io.grpo4j.trainer.cli;
+
+import io.grpo4j.datasets.config.ConfigMap;
+import io.grpo4j.trainer.config.ConfigFiles;
+import io.grpo4j.trainer.config.TrainConfig;
+import io.grpo4j.trainer.grpo.GrpoTrainer;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import java.util.concurrent.atomic.AtomicBoolean;
+import me.tongfei.progressbar.ProgressBar;
+import me.tongfei.progressbar.ProgressBarBuilder;
+import me.tongfei.progressbar.ProgressBarStyle;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** {@code grpo train}: a GRPO run from YAML, or the continuation of one. */
+@Command(name = "train", mixinStandardHelpOptions = true,
+    description = {"Trains with GRPO from a YAML config (see docs/CONFIG.md), writing the run folder:",
+        "config.yaml, metrics.jsonl, samples.jsonl, eval.jsonl, checkpoints/step-N/, final/.",
+        "Ctrl-C stops after the current step and writes a checkpoint."})
+public final class TrainCommand implements Callable<Integer> {
+  @Option(names = "--config", description = "YAML config file.")
+  Path config;
+
+  @Option(names = "--set", description = "Override a config key, e.g. --set grpo.beta=0 (repeatable).")
+  List<String> overrides = new ArrayList<>();
+
+  @Option(names = "--run-dir", description = "Run folder (default: <logging.output_dir>/<run_name>).")
+  Path runDir;
+
+  @Option(names = "--resume", description = "Continue the run in this folder from its latest checkpoint.")
+  Path resume;
+
+  @Option(names = "--steps", description = "Shortcut for --set training.steps=N.")
+  Integer steps;
+
+  @Override
+  public Integer call() throws Exception {
+    if ((config == null) == (resume == null)) {
+      throw new UserError("give --config FILE (a new run) or --resume RUN_DIR (continue one)");
+    }
+    Map<String, Object> yaml;
+    Path dir;
+    if (resume != null) {
+      yaml = ConfigFiles.read(resume.resolve("config.yaml"));
+      dir = resume;
+    } else {
+      yaml = ConfigFiles.read(config);
+      dir = null;
+    }
+    for (String s : overrides) {
+      ConfigFiles.set(yaml, s);
+    }
+    if (steps != null) {
+      ConfigFiles.set(yaml, "training.steps=" + steps);
+    }
+    absolutizePaths(yaml);
+    TrainConfig cfg = TrainConfig.parse(new ConfigMap("", yaml));
+    if (dir == null) {
+      dir = runDir != null ? runDir : Path.of(cfg.logging().outputDir()).resolve(cfg.runName());
+    }
+    AtomicBoolean stop = new AtomicBoolean();
+    Thread main = Thread.currentThread();
+    Thread hook = new Thread(() -> {
+      stop.set(true);
+      System.err.println("\nstopping after the current step (a checkpoint will be written)...");
+      try {
+        main.join(600_000);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    });
+    Runtime.getRuntime().addShutdownHook(hook);
+    try (GrpoTrainer trainer = resume != null ? GrpoTrainer.resume(cfg, dir) : GrpoTrainer.start(cfg, yaml, dir)) {
+      System.err.println("run folder: " + dir.toAbsolutePath());
+      System.err.println("data: " + trainer.dataset().describe());
+      if (trainer.currentStep() > 0) {
+        System.err.println("resuming after step " + trainer.currentStep());
+      }
+      ProgressBar bar = cfg.logging().progress()
+          ? new ProgressBarBuilder().setTaskName("GRPO").setInitialMax(cfg.training().steps())
+              .setStyle(ProgressBarStyle.ASCII).setUpdateIntervalMillis(250).continuousUpdate().build()
+          : null;
+      if (bar != null) {
+        bar.stepTo(trainer.currentStep());
+      }
+      try {
+        trainer.train(m -> {
+          if (bar != null) {
+            bar.stepTo(((Number) m.get("step")).longValue());
+            bar.setExtraMessage(String.format(Locale.ROOT, "reward %.3f kl %s",
+                ((Number) m.get("reward_mean")).doubleValue(), m.get("kl") == null ? "-"
+                    : String.format(Locale.ROOT, "%.4f", ((Number) m.get("kl")).doubleValue())));
+          } else {
+            System.err.printf(Locale.ROOT, "step %s reward %.3f loss %s%n", m.get("step"),
+                ((Number) m.get("reward_mean")).doubleValue(), m.get("loss"));
+          }
+        }, stop::get);
+      } finally {
+        if (bar != null) {
+          bar.close();
+        }
+      }
+      System.err.println(stop.get() ? "stopped at step " + trainer.currentStep() + "; resume with: grpo train --resume "
+          + dir : "done: " + dir.resolve("final"));
+    } finally {
+      if (!stop.get()) {
+        try {
+          Runtime.getRuntime().removeShutdownHook(hook);
+        } catch (IllegalStateException e) {
+          // already shutting down
+        }
+      }
+    }
+    return 0;
+  }
+
+  /** Paths in a config are taken from the current folder; the run folder keeps them absolute for --resume. */
+  @SuppressWarnings("unchecked")
+  static void absolutizePaths(Map<String, Object> yaml) {
+    for (String k : List.of("model", "reference_model")) {
+      if (yaml.get(k) instanceof String s) {
+        yaml.put(k, Path.of(s).toAbsolutePath().normalize().toString());
+      }
+    }
+    if (yaml.get("dataset") instanceof Map<?, ?> d) {
+      Map<String, Object> ds = new LinkedHashMap<>((Map<String, Object>) d);
+      for (String k : List.of("path", "eval_path")) {
+        if (ds.get(k) instanceof String s) {
+          ds.put(k, Path.of(s).toAbsolutePath().normalize().toString());
+        }
+      }
+      yaml.put("dataset", ds);
+    }
+    if (yaml.get("plugins") instanceof List<?> l) {
+      yaml.put("plugins", l.stream().map(x -> Path.of(x.toString()).toAbsolutePath().normalize().toString()).toList());
+    }
+  }
+}

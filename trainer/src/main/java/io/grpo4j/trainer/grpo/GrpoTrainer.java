@@ -1,0 +1,361 @@
+package io.grpo4j.trainer.grpo;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import io.grpo4j.datasets.DataIterator;
+import io.grpo4j.datasets.DataPosition;
+import io.grpo4j.datasets.Dataset;
+import io.grpo4j.rewards.RewardRegistry;
+import io.grpo4j.rewards.RewardSet;
+import io.grpo4j.trainer.config.TrainConfig;
+import io.grpo4j.trainer.generation.Generation;
+import io.grpo4j.trainer.generation.SamplingParams;
+import io.grpo4j.trainer.model.CausalLM;
+import io.grpo4j.trainer.model.HfCheckpoint;
+import io.grpo4j.trainer.model.Runtime;
+import io.grpo4j.trainer.rollout.LocalRollout;
+import io.grpo4j.trainer.rollout.PromptEncoder;
+import io.grpo4j.trainer.rollout.Rollout;
+import io.grpo4j.trainer.rollout.RolloutBackend;
+import io.grpo4j.trainer.run.Checkpointer;
+import io.grpo4j.trainer.run.JsonLines;
+import io.grpo4j.trainer.run.TrainerState;
+import io.grpo4j.trainer.tokenizer.HfTokenizer;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Consumer;
+
+/**
+ * The GRPO loop. Each {@link #step} reads like the paper: sample G completions per prompt, score them, compute
+ * group-relative advantages, update the policy (old/ref log-probs, clipped surrogate + KL, AdamW), log. Everything
+ * a resumed run needs is in the run folder: config.yaml, metrics, samples, checkpoints.
+ */
+public final class GrpoTrainer implements AutoCloseable {
+  private final TrainConfig cfg;
+  private final Path runDir;
+  private final NDManager root;
+  private final CausalLM policy;
+  private final CausalLM reference; // null when beta = 0
+  private final HfCheckpoint source;
+  private final HfTokenizer tokenizer;
+  private final PromptEncoder encoder;
+  private final Dataset dataset;
+  private final DataIterator data;
+  private final RewardSet rewards;
+  private final RolloutBackend rollout;
+  private final AdamW optimizer;
+  private final LrSchedule schedule;
+  private final Checkpointer checkpointer;
+  private final JsonLines metrics;
+  private final JsonLines samples;
+  private final JsonLines evalLog;
+  private long step;
+  private int consecutiveSkips;
+  private long refSyncedStep;
+
+  private GrpoTrainer(TrainConfig cfg, Path runDir, Path policyDir, Path refDir, TrainerState state) throws IOException {
+    this.cfg = cfg;
+    this.runDir = runDir;
+    if (cfg.training().threads() > 0) {
+      Runtime.threads(cfg.training().threads());
+    }
+    this.root = NDManager.newBaseManager(Runtime.device(cfg.device()));
+    this.source = HfCheckpoint.open(Path.of(cfg.model()));
+    HfCheckpoint start = HfCheckpoint.open(policyDir);
+    if (cfg.training().threads() == 0) {
+      Runtime.threads(start.config().hiddenSize() >= 512 ? java.lang.Runtime.getRuntime().availableProcessors() : 1);
+    }
+    this.policy = start.loadModel(root.newSubManager());
+    policy.setTrainable(true);
+    this.reference = cfg.grpo().beta() != 0 ? HfCheckpoint.load(refDir, root.newSubManager()) : null;
+    this.tokenizer = HfTokenizer.load(Path.of(cfg.model()));
+    this.encoder = new PromptEncoder(tokenizer, cfg.prompt());
+    this.dataset = Dataset.open(cfg.dataset());
+    this.data = new DataIterator(dataset.train(), cfg.seed(), cfg.dataset().shuffle(), encoder::length,
+        cfg.sampling().maxPromptLength(), cfg.dataset().onBadRow().equals("skip"));
+    List<Path> jars = cfg.plugins().stream().map(Path::of).toList();
+    this.rewards = RewardSet.create(RewardRegistry.load(jars), cfg.rewards(), cfg.rewardSettings().fallback(),
+        cfg.rewardSettings().failFast(), cfg.rewardSettings().timeoutSeconds(), cfg.rewardSettings().parallelism());
+    this.rollout = new LocalRollout(policy, tokenizer.padTokenId());
+    var o = cfg.optimizer();
+    this.optimizer = new AdamW(policy.parameters(), root.newSubManager(), o.beta1(), o.beta2(), o.eps(),
+        o.weightDecay());
+    this.schedule = new LrSchedule(cfg.schedule().type(), o.lr(), cfg.schedule().warmupSteps(),
+        cfg.training().steps(), cfg.schedule().minLrRatio());
+    this.checkpointer = new Checkpointer(runDir, cfg.checkpoint().keepLast());
+    if (state != null) {
+      Checkpointer.restoreOptimizer(policyDir, optimizer);
+      data.seek(state.dataPosition());
+      step = state.step();
+      consecutiveSkips = state.consecutiveSkips();
+      refSyncedStep = state.refSyncedStep();
+      for (String f : List.of("metrics.jsonl", "samples.jsonl", "eval.jsonl")) {
+        JsonLines.truncateAfter(runDir.resolve(f), step);
+      }
+    }
+    this.metrics = new JsonLines(runDir.resolve("metrics.jsonl"));
+    this.samples = new JsonLines(runDir.resolve("samples.jsonl"));
+    this.evalLog = new JsonLines(runDir.resolve("eval.jsonl"));
+  }
+
+  /** A new run in {@code runDir} (must be empty or absent). */
+  public static GrpoTrainer start(TrainConfig cfg, Map<String, Object> resolvedYaml, Path runDir) throws IOException {
+    if (Files.isDirectory(runDir) && Files.exists(runDir.resolve("config.yaml"))) {
+      throw new IllegalArgumentException(runDir + " already holds a run; use --resume " + runDir
+          + " to continue it, or pick another --run-dir");
+    }
+    Files.createDirectories(runDir);
+    io.grpo4j.trainer.config.ConfigFiles.write(runDir.resolve("config.yaml"), resolvedYaml);
+    Path ref = Path.of(cfg.referenceModel() != null ? cfg.referenceModel() : cfg.model());
+    return new GrpoTrainer(cfg, runDir, Path.of(cfg.model()), ref, null);
+  }
+
+  /** Continues a run from its latest complete checkpoint. */
+  public static GrpoTrainer resume(TrainConfig cfg, Path runDir) throws IOException {
+    Path ckpt = Checkpointer.latest(runDir).orElse(null);
+    if (ckpt == null) {
+      // nothing saved yet: start over in the same folder
+      for (String f : List.of("metrics.jsonl", "samples.jsonl", "eval.jsonl")) {
+        Files.deleteIfExists(runDir.resolve(f));
+      }
+      Path ref = Path.of(cfg.referenceModel() != null ? cfg.referenceModel() : cfg.model());
+      return new GrpoTrainer(cfg, runDir, Path.of(cfg.model()), ref, null);
+    }
+    TrainerState st = Checkpointer.readState(ckpt);
+    Path ref = st.refSyncedStep() > 0 ? ckpt.resolve("ref")
+        : Path.of(cfg.referenceModel() != null ? cfg.referenceModel() : cfg.model());
+    return new GrpoTrainer(cfg, runDir, ckpt, ref, st);
+  }
+
+  public long currentStep() {
+    return step;
+  }
+
+  public Dataset dataset() {
+    return dataset;
+  }
+
+  public CausalLM policy() {
+    return policy;
+  }
+
+  /** Runs until {@code training.steps}; {@code onStep} sees each step's metrics (progress display). */
+  public void train(Consumer<Map<String, Object>> onStep, java.util.function.BooleanSupplier stopRequested)
+      throws IOException {
+    if (step == 0 && cfg.eval().every() > 0 && cfg.eval().atStart()) {
+      evaluate();
+    }
+    while (step < cfg.training().steps() && !stopRequested.getAsBoolean()) {
+      Map<String, Object> m = step();
+      onStep.accept(m);
+      boolean last = step == cfg.training().steps();
+      if (cfg.eval().every() > 0 && (step % cfg.eval().every() == 0 || last)) {
+        evaluate();
+      }
+      if (cfg.checkpoint().saveEvery() > 0 && step % cfg.checkpoint().saveEvery() == 0) {
+        checkpoint();
+      }
+    }
+    if (stopRequested.getAsBoolean() && step < cfg.training().steps()) {
+      checkpoint(); // Ctrl-C: keep what the run has
+    }
+    if (step >= cfg.training().steps()) {
+      HfCheckpoint.save(policy, source, runDir.resolve("final"), null);
+    }
+  }
+
+  /** One GRPO step. */
+  public Map<String, Object> step() throws IOException {
+    long t0 = System.nanoTime();
+    step++;
+    var g = cfg.grpo();
+    SamplingParams params = samplingParams(cfg.sampling().maxCompletionLength(), cfg.sampling().temperature(), false);
+
+    // 1. sample G completions per prompt and score them (dynamic sampling drops groups without reward spread)
+    Rollout batch = null;
+    int rounds = 0;
+    int sampledTokens = 0;
+    long sampleNanos = 0;
+    long rewardNanos = 0;
+    int rewardErrors = 0;
+    while (true) {
+      List<PromptEncoder.Encoded> prompts = new ArrayList<>();
+      for (int i = 0; i < g.promptsPerStep(); i++) {
+        prompts.add(encoder.encode(data.next()));
+      }
+      long s0 = System.nanoTime();
+      Rollout r = Rollout.run(prompts, rollout, params, g.groupSize(), seedFor(step, rounds), tokenizer, rewards);
+      long s1 = System.nanoTime();
+      var timing = ((LocalRollout) rollout).lastTiming();
+      sampleNanos += timing.prefillNanos() + timing.decodeNanos() + timing.pickNanos();
+      rewardNanos += (s1 - s0) - (timing.prefillNanos() + timing.decodeNanos() + timing.pickNanos());
+      sampledTokens += (int) timing.generatedTokens();
+      for (int e : r.rewards().errors()) {
+        rewardErrors += e;
+      }
+      r.rewards().errorMessages().forEach(msg -> System.err.println("step " + step + ": " + msg));
+      if (g.filterZeroStdGroups()) {
+        List<Integer> keep = new ArrayList<>();
+        double[] std = Advantages.compute(r.rewards().total(), g.groupSize(), "none").groupStd();
+        for (int q = 0; q < std.length; q++) {
+          if (std[q] > 0) {
+            keep.add(q);
+          }
+        }
+        r = r.keepGroups(keep);
+      }
+      batch = batch == null ? r : batch.plus(r);
+      rounds++;
+      if (!g.filterZeroStdGroups() || batch.prompts().size() >= g.promptsPerStep() || rounds > g.maxResampleRounds()) {
+        break;
+      }
+    }
+    if (batch.prompts().size() > g.promptsPerStep()) {
+      List<Integer> first = new ArrayList<>();
+      for (int q = 0; q < g.promptsPerStep(); q++) {
+        first.add(q);
+      }
+      batch = batch.keepGroups(first);
+    }
+
+    // 2. group-relative advantages
+    double[] total = batch.rewards().total();
+    Advantages.Result adv = total.length == 0 ? new Advantages.Result(new double[0], 0, new double[0])
+        : Advantages.compute(total, g.groupSize(), g.scaleRewards());
+
+    // 3. policy update: clipped surrogate + KL, AdamW
+    double lr = schedule.at((int) step);
+    PolicyUpdate.Stats u = null;
+    CompletionBatch cb = null;
+    if (!batch.generations().isEmpty()) {
+      cb = completionBatch(batch, g.maskTruncatedCompletions());
+      GrpoLoss.Settings ls = new GrpoLoss.Settings(g.lossType(), g.beta(), g.epsilonLow(), g.epsilonHigh(),
+          g.importanceSamplingLevel(), cfg.sampling().maxCompletionLength(), g.biasCorrectionKl());
+      u = PolicyUpdate.run(policy, reference, optimizer, cb, adv.advantages(), ls, cfg.sampling().temperature(),
+          g.iterations(), cfg.training().minibatchSize(), cfg.optimizer().maxGradNorm(), lr);
+      consecutiveSkips = u.skipped() ? consecutiveSkips + 1 : 0;
+    }
+    if (g.refSyncEvery() > 0 && reference != null && step % g.refSyncEvery() == 0) {
+      syncReference();
+    }
+
+    // 4. log
+    double stepSecs = (System.nanoTime() - t0) / 1e9;
+    Map<String, Object> m = StepMetrics.of(step, batch, adv, u, cb, lr, stepSecs, sampleNanos, rewardNanos,
+        sampledTokens, rounds, rewardErrors, data);
+    metrics.write(m);
+    writeSamples(batch, adv.advantages());
+    if (u != null && u.skipped()) {
+      System.err.println("step " + step + ": non-finite loss or gradient (loss " + u.loss() + ", grad norm "
+          + u.gradNorm() + "); update skipped (" + consecutiveSkips + " in a row)");
+      if (consecutiveSkips >= cfg.training().maxConsecutiveSkips()) {
+        throw new TrainingDivergedException("stopping: " + consecutiveSkips + " consecutive steps had a non-finite"
+            + " loss or gradient (training.max_consecutive_skips = " + cfg.training().maxConsecutiveSkips() + "). Lower"
+            + " optimizer.lr or check the rewards; the last checkpoint in " + runDir.resolve("checkpoints")
+            + " is intact.");
+      }
+    }
+    return m;
+  }
+
+  private long seedFor(long step, int round) {
+    return cfg.seed() * 1_000_003L + step * 1009L + round;
+  }
+
+  SamplingParams samplingParams(int maxTokens, double temperature, boolean greedy) {
+    var s = cfg.sampling();
+    return new SamplingParams(maxTokens, greedy, greedy ? 1.0 : temperature, s.topP(), s.topK(), s.minP(),
+        s.repetitionPenalty(), tokenizer.stopTokenIds());
+  }
+
+  private CompletionBatch completionBatch(Rollout r, boolean maskTruncated) {
+    int n = r.generations().size();
+    long[][] prompts = new long[n][];
+    long[][] completions = new long[n][];
+    for (int i = 0; i < n; i++) {
+      Generation gen = r.generations().get(i);
+      prompts[i] = r.prompts().get(gen.promptIndex()).ids();
+      // a truncated completion can be left out of the loss (its missing ending would be read as a bad one)
+      completions[i] = maskTruncated && !gen.stopped() ? new long[0] : gen.completionIds();
+    }
+    return new CompletionBatch(prompts, completions, tokenizer.padTokenId());
+  }
+
+  private void writeSamples(Rollout r, double[] adv) throws IOException {
+    int k = Math.min(cfg.logging().samplesPerStep(), r.completions().size());
+    for (int i = 0; i < k; i++) {
+      Map<String, Object> row = new LinkedHashMap<>();
+      row.put("step", step);
+      row.put("prompt", r.completions().get(i).prompt());
+      row.put("completion", r.completions().get(i).text());
+      row.put("rewards", r.rewards().perCompletion(i));
+      row.put("reward", r.rewards().total()[i]);
+      row.put("advantage", adv[i]);
+      row.put("finish_reason", r.generations().get(i).finishReason());
+      row.put("tokens", r.generations().get(i).completionIds().length);
+      samples.write(row);
+    }
+  }
+
+  /** Copies the policy's weights into the reference model (TRL's sync_ref_model). */
+  private void syncReference() {
+    boolean grad = ai.djl.pytorch.jni.JniUtils.isGradMode();
+    ai.djl.pytorch.jni.JniUtils.setGradMode(false);
+    try {
+      for (var e : policy.parameters().entrySet()) {
+        NDArray dst = reference.parameters().get(e.getKey());
+        dst.set(java.nio.FloatBuffer.wrap(e.getValue().toFloatArray()));
+      }
+    } finally {
+      ai.djl.pytorch.jni.JniUtils.setGradMode(grad);
+    }
+    refSyncedStep = step;
+  }
+
+  public Map<String, Object> evaluate() throws IOException {
+    var e = cfg.eval();
+    int maxTokens = e.maxCompletionLength() > 0 ? e.maxCompletionLength() : cfg.sampling().maxCompletionLength();
+    SamplingParams p = samplingParams(maxTokens, e.temperature() > 0 ? e.temperature() : 1.0, e.temperature() == 0);
+    Evaluator.Report rep = Evaluator.run(dataset.eval(), e.maxPrompts(), encoder, rollout, p, e.k(),
+        cfg.seed() + 7_777_777L, tokenizer, rewards, 1.0, Math.max(1, cfg.grpo().promptsPerStep() * 2));
+    Map<String, Object> row = new LinkedHashMap<>();
+    row.put("step", step);
+    row.putAll(rep.metrics());
+    List<Map<String, Object>> shown = new ArrayList<>();
+    for (int i = 0; i < Math.min(8, rep.rollout().completions().size()); i++) {
+      Map<String, Object> s = new LinkedHashMap<>();
+      s.put("prompt", rep.rollout().completions().get(i).prompt());
+      s.put("completion", rep.rollout().completions().get(i).text());
+      s.put("reward", rep.rollout().rewards().total()[i]);
+      shown.add(s);
+    }
+    row.put("samples", shown);
+    evalLog.write(row);
+    return row;
+  }
+
+  public Path checkpoint() throws IOException {
+    TrainerState st = new TrainerState(step, data.position(), optimizer.step(), consecutiveSkips, refSyncedStep);
+    return checkpointer.save(st, policy, source, optimizer, refSyncedStep > 0 ? reference : null);
+  }
+
+  public DataPosition dataPosition() {
+    return data.position();
+  }
+
+  @Override
+  public void close() throws IOException {
+    metrics.close();
+    samples.close();
+    evalLog.close();
+    rewards.close();
+    rollout.close();
+    tokenizer.close();
+    root.close();
+  }
+}

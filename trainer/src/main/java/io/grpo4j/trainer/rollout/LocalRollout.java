@@ -1,0 +1,25 @@
+package io.grpo4j.trainer.rollout;
+
+import io.grpo4j.trainer.generation.Generation;
+import io.grpo4j.trainer.generation.Sampler;
+import io.grpo4j.trainer.generation.SamplingParams;
+import io.grpo4j.trainer.model.CausalLM;
+import java.util.List;
+
+/** Sampling with the policy itself, in this process (KV cache, each prompt prefilled once per group). */
+public final class LocalRollout implements RolloutBackend {
+  private final Sampler sampler;
+
+  public LocalRollout(CausalLM policy, int padId) {
+    this.sampler = new Sampler(policy, padId);
+  }
+
+  @Override
+  public List<Generation> sample(long[][] prompts, SamplingParams params, int n, long seed) {
+    return sampler.generate(prompts, params, n, seed);
+  }
+
+  public Sampler.Timing lastTiming() {
+    return sampler.lastTiming();
+  }
+}
