@@ -1,0 +1,133 @@
+package io.grpo4j.trainer.cli;
+
+import io.grpo4j.datasets.config.ConfigMap;
+import io.grpo4j.trainer.config.ConfigFiles;
+import io.grpo4j.trainer.config.TrainConfig;
+import io.grpo4j.trainer.grpo.GrpoTrainer;
+import io.grpo4j.trainer.model.AtomicFiles;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** GRPO step timing by phase, on a synthetic task, with memory growth. */
+@Command(name = "train", mixinStandardHelpOptions = true,
+    description = {"Runs GRPO steps (arithmetic task, format + checker rewards) and prints each phase's share of",
+        "the step time and tokens/s, plus RSS growth. --config uses your run config instead."})
+public final class BenchTrainCommand implements Callable<Integer> {
+  @Option(names = "--model", description = "Model folder (ignored with --config).")
+  Path model;
+
+  @Option(names = "--config", description = "A train config to benchmark instead of the built-in one.")
+  Path config;
+
+  @Option(names = "--set", description = "Config overrides, as for grpo train.")
+  List<String> overrides = new ArrayList<>();
+
+  @Option(names = "--prompts", defaultValue = "4", description = "Prompts per step (default: ${DEFAULT-VALUE}).")
+  int prompts;
+
+  @Option(names = "--group", defaultValue = "8", description = "Completions per prompt (default: ${DEFAULT-VALUE}).")
+  int group;
+
+  @Option(names = "--new-tokens", defaultValue = "32", description = "Completion length (default: ${DEFAULT-VALUE}).")
+  int newTokens;
+
+  @Option(names = "--steps", defaultValue = "20", description = "Timed steps (default: ${DEFAULT-VALUE}).")
+  int steps;
+
+  @Option(names = "--warmup", defaultValue = "3", description = "Untimed steps first (default: ${DEFAULT-VALUE}).")
+  int warmup;
+
+  @Option(names = "--beta", defaultValue = "0.04", description = "KL weight; 0 skips the reference model.")
+  double beta;
+
+  @Option(names = "--json", description = "End with one JSON object of the figures.")
+  boolean json;
+
+  @Override
+  public Integer call() throws Exception {
+    Map<String, Object> y;
+    if (config != null) {
+      y = ConfigFiles.read(config);
+    } else {
+      if (model == null) {
+        throw new UserError("give --model DIR or --config FILE");
+      }
+      y = new LinkedHashMap<>();
+      y.put("model", model.toString());
+      y.put("dataset", Map.of("task", Map.of("name", "arithmetic", "n", 1000, "digits", 2)));
+      y.put("rewards", List.of(Map.of("name", "format", "weight", 0.5, "params", Map.of("mode", "partial")),
+          Map.of("name", "arithmetic")));
+      y.put("grpo", new LinkedHashMap<>(Map.of("group_size", group, "prompts_per_step", prompts, "beta", beta)));
+      y.put("sampling", new LinkedHashMap<>(Map.of("max_completion_length", newTokens)));
+      // short plain prompts, as in the TRL anchor; --set prompt.template=r1_chat measures chat-length prompts
+      y.put("prompt", new LinkedHashMap<>(Map.of("template", "plain")));
+    }
+    for (String s : overrides) {
+      ConfigFiles.set(y, s);
+    }
+    ConfigFiles.set(y, "training.steps=" + (warmup + steps));
+    ConfigFiles.set(y, "logging.progress=false");
+    ConfigFiles.set(y, "eval.every=0");
+    ConfigFiles.set(y, "checkpoint.save_every=0");
+    TrainCommand.absolutizePaths(y);
+    TrainConfig cfg = TrainConfig.parse(new ConfigMap("", y));
+    Path dir = Files.createTempDirectory("grpo4j-bench-");
+    try (GrpoTrainer t = GrpoTrainer.start(cfg, y, dir.resolve("run"))) {
+      for (int i = 0; i < warmup; i++) {
+        t.step();
+      }
+      double rssWarm = ProcessMemory.rssMb();
+      String[] phases = {"time/sampling_s", "time/rewards_s", "time/old_ref_logps_s", "time/forward_backward_s",
+          "time/optimizer_s"};
+      double[] sums = new double[phases.length];
+      double total = 0;
+      double sampleTok = 0;
+      double trainTok = 0;
+      for (int i = 0; i < steps; i++) {
+        Map<String, Object> m = t.step();
+        for (int k = 0; k < phases.length; k++) {
+          sums[k] += ((Number) m.get(phases[k])).doubleValue();
+        }
+        total += ((Number) m.get("step_time_s")).doubleValue();
+        sampleTok += ((Number) m.get("sampling_tokens_per_s")).doubleValue();
+        trainTok += ((Number) m.get("training_tokens_per_s")).doubleValue();
+      }
+      double rssEnd = ProcessMemory.rssMb();
+      System.out.printf(Locale.ROOT, "%d GRPO steps of %d prompts x %d completions x %d tokens: %.3f s per step%n",
+          steps, cfg.grpo().promptsPerStep(), cfg.grpo().groupSize(), cfg.sampling().maxCompletionLength(),
+          total / steps);
+      String[] names = {"sampling", "rewards", "old/ref log-probs", "forward+backward", "optimizer"};
+      double accounted = 0;
+      for (int k = 0; k < phases.length; k++) {
+        accounted += sums[k];
+        System.out.printf(Locale.ROOT, "  %-18s %6.1f%%  %.4f s/step%n", names[k], 100 * sums[k] / total,
+            sums[k] / steps);
+      }
+      System.out.printf(Locale.ROOT, "  %-18s %6.1f%%%n", "other", 100 * (total - accounted) / total);
+      System.out.printf(Locale.ROOT, "sampling %.0f tokens/s, training %.0f tokens/s; RSS after warm-up %.0f MB, end %.0f MB%n",
+          sampleTok / steps, trainTok / steps, rssWarm, rssEnd);
+      if (json) {
+        StringBuilder sb = new StringBuilder("{\"step_s\": ").append(String.format(Locale.ROOT, "%.5f", total / steps));
+        for (int k = 0; k < phases.length; k++) {
+          sb.append(", \"").append(phases[k].replace("time/", "").replace("_s", "")).append("_share\": ")
+              .append(String.format(Locale.ROOT, "%.4f", sums[k] / total));
+        }
+        sb.append(String.format(Locale.ROOT, ", \"sampling_tokens_per_s\": %.1f, \"training_tokens_per_s\": %.1f,"
+            + " \"rss_after_warmup_mb\": %.1f, \"rss_end_mb\": %.1f, \"steps\": %d}", sampleTok / steps,
+            trainTok / steps, rssWarm, rssEnd, steps));
+        System.out.println(sb);
+      }
+    } finally {
+      AtomicFiles.deleteTree(dir);
+    }
+    return 0;
+  }
+}
