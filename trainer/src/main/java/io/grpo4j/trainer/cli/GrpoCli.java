@@ -12,6 +12,7 @@ import picocli.CommandLine.Command;
     version = "grpo4j 0.1.0",
     description = "GRPO training for Hugging Face Llama / Qwen2 / Qwen3 decoders on the JVM.",
     subcommands = {
+      InitCommand.class,
       ForwardCommand.class,
       GenerateCommand.class,
       TrainCommand.class,
