@@ -15,7 +15,15 @@ import picocli.CommandLine.Command;
       InitCommand.class,
       ForwardCommand.class,
       GenerateCommand.class,
+      SftCommand.class,
       TrainCommand.class,
+      EvalCommand.class,
+      SampleCommand.class,
+      ExportCommand.class,
+      ReportCommand.class,
+      PipelineCommand.class,
+      RewardsCommand.class,
+      DataCommand.class,
       BenchCommand.class,
       CommandLine.HelpCommand.class
     })

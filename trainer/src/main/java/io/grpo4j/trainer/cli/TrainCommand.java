@@ -8,13 +8,8 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
-import java.util.concurrent.atomic.AtomicBoolean;
-import me.tongfei.progressbar.ProgressBar;
-import me.tongfei.progressbar.ProgressBarBuilder;
-import me.tongfei.progressbar.ProgressBarStyle;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -64,58 +59,20 @@ public final class TrainCommand implements Callable<Integer> {
     if (dir == null) {
       dir = runDir != null ? runDir : Path.of(cfg.logging().outputDir()).resolve(cfg.runName());
     }
-    AtomicBoolean stop = new AtomicBoolean();
-    Thread main = Thread.currentThread();
-    Thread hook = new Thread(() -> {
-      stop.set(true);
-      System.err.println("\nstopping after the current step (a checkpoint will be written)...");
-      try {
-        main.join(600_000);
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-      }
-    });
-    Runtime.getRuntime().addShutdownHook(hook);
     try (GrpoTrainer trainer = resume != null ? GrpoTrainer.resume(cfg, dir) : GrpoTrainer.start(cfg, yaml, dir)) {
       System.err.println("run folder: " + dir.toAbsolutePath());
       System.err.println("data: " + trainer.dataset().describe());
       if (trainer.currentStep() > 0) {
         System.err.println("resuming after step " + trainer.currentStep());
       }
-      ProgressBar bar = cfg.logging().progress()
-          ? new ProgressBarBuilder().setTaskName("GRPO").setInitialMax(cfg.training().steps())
-              .setStyle(ProgressBarStyle.ASCII).setUpdateIntervalMillis(250).continuousUpdate().build()
-          : null;
-      if (bar != null) {
-        bar.stepTo(trainer.currentStep());
+      boolean stopped;
+      try (RunSupport run = new RunSupport("GRPO", cfg.training().steps(), trainer.currentStep(),
+          cfg.logging().progress())) {
+        trainer.train(run.onStep("reward_mean", "kl", "loss"), run::stopRequested);
+        stopped = run.stopRequested();
       }
-      try {
-        trainer.train(m -> {
-          if (bar != null) {
-            bar.stepTo(((Number) m.get("step")).longValue());
-            bar.setExtraMessage(String.format(Locale.ROOT, "reward %.3f kl %s",
-                ((Number) m.get("reward_mean")).doubleValue(), m.get("kl") == null ? "-"
-                    : String.format(Locale.ROOT, "%.4f", ((Number) m.get("kl")).doubleValue())));
-          } else {
-            System.err.printf(Locale.ROOT, "step %s reward %.3f loss %s%n", m.get("step"),
-                ((Number) m.get("reward_mean")).doubleValue(), m.get("loss"));
-          }
-        }, stop::get);
-      } finally {
-        if (bar != null) {
-          bar.close();
-        }
-      }
-      System.err.println(stop.get() ? "stopped at step " + trainer.currentStep() + "; resume with: grpo train --resume "
+      System.err.println(stopped ? "stopped at step " + trainer.currentStep() + "; resume with: grpo train --resume "
           + dir : "done: " + dir.resolve("final"));
-    } finally {
-      if (!stop.get()) {
-        try {
-          Runtime.getRuntime().removeShutdownHook(hook);
-        } catch (IllegalStateException e) {
-          // already shutting down
-        }
-      }
     }
     return 0;
   }

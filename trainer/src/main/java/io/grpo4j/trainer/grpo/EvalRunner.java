@@ -1,0 +1,50 @@
+package io.grpo4j.trainer.grpo;
+
+import ai.djl.ndarray.NDManager;
+import io.grpo4j.datasets.Dataset;
+import io.grpo4j.datasets.DatasetSpec;
+import io.grpo4j.datasets.PromptFormatter;
+import io.grpo4j.datasets.PromptSet;
+import io.grpo4j.rewards.RewardRegistry;
+import io.grpo4j.rewards.RewardSet;
+import io.grpo4j.rewards.RewardSpec;
+import io.grpo4j.trainer.generation.SamplingParams;
+import io.grpo4j.trainer.model.CausalLM;
+import io.grpo4j.trainer.model.HfCheckpoint;
+import io.grpo4j.trainer.model.Runtime;
+import io.grpo4j.trainer.rollout.LocalRollout;
+import io.grpo4j.trainer.rollout.PromptEncoder;
+import io.grpo4j.trainer.tokenizer.HfTokenizer;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.List;
+
+/** Loads a model folder and evaluates it on a dataset split with the given rewards ({@code grpo eval}, pipeline). */
+public final class EvalRunner {
+  private EvalRunner() {}
+
+  public record Options(int k, double temperature, double topP, int maxPrompts, int maxNewTokens, String split,
+      long seed, double threshold) {}
+
+  public static Evaluator.Report run(Path model, DatasetSpec data, PromptFormatter prompt, List<RewardSpec> rewards,
+      List<Path> plugins, Options o, String device) throws IOException {
+    Dataset d = Dataset.open(data);
+    PromptSet set = o.split().equals("train") ? d.train() : d.eval();
+    if (set.size() == 0 && o.split().equals("eval")) {
+      set = d.train(); // a dataset without a held-out part is evaluated on its rows
+    }
+    HfCheckpoint ck = HfCheckpoint.open(model);
+    Runtime.threads(ck.config().hiddenSize() >= 512 ? java.lang.Runtime.getRuntime().availableProcessors() : 1);
+    try (NDManager root = NDManager.newBaseManager(Runtime.device(device));
+        CausalLM m = ck.loadModel(root.newSubManager());
+        HfTokenizer tok = HfTokenizer.load(model);
+        RewardSet rs = RewardSet.create(RewardRegistry.load(plugins), rewards, 0.0, false, 120, 4)) {
+      PromptEncoder enc = new PromptEncoder(tok, prompt);
+      boolean greedy = o.temperature() == 0;
+      SamplingParams p = new SamplingParams(o.maxNewTokens(), greedy, greedy ? 1.0 : o.temperature(), o.topP(), 0, 0.0,
+          1.0, tok.stopTokenIds());
+      return Evaluator.run(set, o.maxPrompts(), enc, new LocalRollout(m, tok.padTokenId()), p, o.k(), o.seed(), tok, rs,
+          o.threshold(), 16);
+    }
+  }
+}
