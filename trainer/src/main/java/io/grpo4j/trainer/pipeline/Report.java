@@ -141,6 +141,16 @@ public final class Report {
       if (!x.isEmpty()) {
         chart.addSeries(k, x, y).setMarker(SeriesMarkers.CIRCLE);
         series++;
+        if (k.equals("reward_mean") && y.size() >= 20) {
+          // per-step rewards are noisy (a few prompts a step): a trailing 10-step mean shows the trend
+          List<Double> smooth = new ArrayList<>();
+          double sum = 0;
+          for (int i = 0; i < y.size(); i++) {
+            sum += y.get(i) - (i >= 10 ? y.get(i - 10) : 0);
+            smooth.add(sum / Math.min(i + 1, 10));
+          }
+          chart.addSeries("reward_mean, 10-step mean", x, smooth).setMarker(SeriesMarkers.NONE);
+        }
       }
     }
     if (series == 0) {
