@@ -1,20 +1,11 @@
 package io.grpo4j.trainer.cli;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.grpo4j.datasets.DatasetSpec;
-import io.grpo4j.datasets.PromptFormatter;
-import io.grpo4j.datasets.config.ConfigMap;
-import io.grpo4j.rewards.RewardSpec;
-import io.grpo4j.trainer.config.ConfigFiles;
 import io.grpo4j.trainer.grpo.EvalRunner;
 import io.grpo4j.trainer.grpo.Evaluator;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Locale;
-import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -71,37 +62,12 @@ public final class EvalCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
-    Map<String, Object> y = config != null ? ConfigFiles.read(config) : new LinkedHashMap<>();
-    if (task != null) {
-      y.put("dataset", new LinkedHashMap<>(Map.of("task", Map.of("name", task, "n", 1000, "seed", 12345))));
-      if (!y.containsKey("rewards")) {
-        y.put("rewards", List.of(Map.of("name", task), Map.of("name", "format")));
-      }
-    } else if (data != null) {
-      Map<String, Object> ds = new LinkedHashMap<>(Map.of("path", data));
-      if (preset != null) {
-        ds.put("preset", preset);
-      }
-      y.put("dataset", ds);
-      split = config == null ? "train" : split;
+    TaskInputs in = TaskInputs.read(config, data, preset, task, 1000, 12345);
+    if (data != null && config == null) {
+      split = "train"; // a bare data file has no held-out part: evaluate its rows
     }
-    if (!y.containsKey("dataset")) {
-      throw new UserError("give --config, --data or --task");
-    }
-    if (!y.containsKey("rewards")) {
-      y.put("rewards", List.of(Map.of("name", "math_answer"), Map.of("name", "format")));
-    }
-    TrainCommand.absolutizePaths(y);
-    ConfigMap c = new ConfigMap("", y);
-    DatasetSpec ds = DatasetSpec.parse(c.map("dataset"));
-    PromptFormatter pf = PromptFormatter.parse(c.map("prompt"));
-    List<RewardSpec> specs = new ArrayList<>();
-    for (ConfigMap r : c.maps("rewards")) {
-      specs.add(new RewardSpec(r.string("name", null), r.string("alias", null), r.number("weight", 1, -1e6, 1e6),
-          r.freeform("params"), r.number("timeout_s", 0, 0, 1e6)));
-    }
-    List<Path> plugins = c.strings("plugins", List.of()).stream().map(Path::of).toList();
-    Evaluator.Report rep = EvalRunner.run(model, ds, pf, specs, plugins, new EvalRunner.Options(k, temperature, topP,
+    Evaluator.Report rep = EvalRunner.run(model, in.dataset(), in.prompt(), in.rewards(), in.plugins(),
+        new EvalRunner.Options(k, temperature, topP,
         maxPrompts, maxNewTokens, split, seed, 1.0), device);
     String js = new ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsString(rep.metrics());
     if (out != null) {

@@ -9,6 +9,7 @@ import io.grpo4j.rewards.RewardRegistry;
 import io.grpo4j.rewards.RewardSet;
 import io.grpo4j.rewards.RewardSpec;
 import io.grpo4j.trainer.config.ConfigFiles;
+import io.grpo4j.trainer.config.TrainConfig;
 import java.io.BufferedReader;
 import java.io.BufferedWriter;
 import java.io.PrintStream;
@@ -74,16 +75,11 @@ public final class RewardsCommand implements Runnable {
     @Override
     public Integer call() throws Exception {
       ConfigMap c = new ConfigMap("", ConfigFiles.read(config));
-      List<RewardSpec> specs = new ArrayList<>();
-      for (ConfigMap r : c.maps("rewards")) {
-        specs.add(new RewardSpec(r.string("name", null), r.string("alias", null), r.number("weight", 1, -1e6, 1e6),
-            r.freeform("params"), r.number("timeout_s", 0, 0, 1e6)));
-        r.finish();
-      }
+      List<RewardSpec> specs = TrainConfig.parseRewards(c);
       if (specs.isEmpty()) {
         throw new UserError(config + ": no rewards: section");
       }
-      ConfigMap rs = c.map("reward_settings");
+      TrainConfig.RewardSettings rs = TrainConfig.parseRewardSettings(c);
       List<Path> jars = c.strings("plugins", List.of()).stream().map(Path::of).toList();
       ObjectMapper json = new ObjectMapper();
       double[] sums = new double[specs.size()];
@@ -91,8 +87,8 @@ public final class RewardsCommand implements Runnable {
       int[] errors = new int[specs.size()];
       double total = 0;
       int rows = 0;
-      try (RewardSet set = RewardSet.create(RewardRegistry.load(jars), specs, rs.number("fallback", 0, -1e6, 1e6),
-          rs.bool("fail_fast", false), rs.number("timeout_s", 120, 0, 1e6), rs.integer("parallelism", 4, 1, 1024));
+      try (RewardSet set = RewardSet.create(RewardRegistry.load(jars), specs, rs.fallback(), rs.failFast(),
+          rs.timeoutSeconds(), rs.parallelism());
           BufferedReader in = Files.newBufferedReader(input, StandardCharsets.UTF_8);
           BufferedWriter out = output == null ? null : Files.newBufferedWriter(output, StandardCharsets.UTF_8)) {
         List<Map<String, Object>> pending = new ArrayList<>();

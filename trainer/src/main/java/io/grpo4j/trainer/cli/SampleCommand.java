@@ -3,14 +3,9 @@ package io.grpo4j.trainer.cli;
 import ai.djl.ndarray.NDManager;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.grpo4j.datasets.Dataset;
-import io.grpo4j.datasets.DatasetSpec;
-import io.grpo4j.datasets.PromptFormatter;
 import io.grpo4j.datasets.PromptSet;
-import io.grpo4j.datasets.config.ConfigMap;
 import io.grpo4j.rewards.RewardRegistry;
 import io.grpo4j.rewards.RewardSet;
-import io.grpo4j.rewards.RewardSpec;
-import io.grpo4j.trainer.config.ConfigFiles;
 import io.grpo4j.trainer.generation.SamplingParams;
 import io.grpo4j.trainer.model.CausalLM;
 import io.grpo4j.trainer.model.HfCheckpoint;
@@ -74,27 +69,9 @@ public final class SampleCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
-    Map<String, Object> y = config != null ? ConfigFiles.read(config) : new LinkedHashMap<>();
-    if (task != null) {
-      y.put("dataset", Map.of("task", Map.of("name", task, "n", maxPrompts, "seed", seed)));
-      y.putIfAbsent("rewards", List.of(Map.of("name", task), Map.of("name", "format")));
-    } else if (data != null) {
-      y.put("dataset", Map.of("path", data));
-    }
-    if (!y.containsKey("dataset") || !y.containsKey("rewards")) {
-      throw new UserError("give --config with dataset and rewards (or --task)");
-    }
-    TrainCommand.absolutizePaths(y);
-    ConfigMap c = new ConfigMap("", y);
-    DatasetSpec ds = DatasetSpec.parse(c.map("dataset"));
-    PromptFormatter pf = PromptFormatter.parse(c.map("prompt"));
-    List<RewardSpec> specs = new ArrayList<>();
-    for (ConfigMap r : c.maps("rewards")) {
-      specs.add(new RewardSpec(r.string("name", null), r.string("alias", null), r.number("weight", 1, -1e6, 1e6),
-          r.freeform("params"), r.number("timeout_s", 0, 0, 1e6)));
-    }
+    TaskInputs in = TaskInputs.read(config, data, null, task, maxPrompts, seed);
     KeepFilter filter = new KeepFilter(keep);
-    PromptSet set = Dataset.open(ds).train();
+    PromptSet set = Dataset.open(in.dataset()).train();
     int prompts = Math.min(maxPrompts, set.size());
     HfCheckpoint ck = HfCheckpoint.open(model);
     Runtime.threads(ck.config().hiddenSize() >= 512 ? java.lang.Runtime.getRuntime().availableProcessors() : 1);
@@ -104,10 +81,10 @@ public final class SampleCommand implements Callable<Integer> {
     Path tmp = out.resolveSibling(out.getFileName() + ".tmp");
     try (NDManager root = NDManager.newBaseManager(); CausalLM m = ck.loadModel(root.newSubManager());
         HfTokenizer tok = HfTokenizer.load(model);
-        RewardSet rs = RewardSet.create(RewardRegistry.load(List.of()), specs, 0.0, false, 120, 4);
+        RewardSet rs = RewardSet.create(RewardRegistry.load(in.plugins()), in.rewards(), 0.0, false, 120, 4);
         BufferedWriter w = Files.newBufferedWriter(tmp, StandardCharsets.UTF_8)) {
       filter.validate(rs.names());
-      PromptEncoder enc = new PromptEncoder(tok, pf);
+      PromptEncoder enc = new PromptEncoder(tok, in.prompt());
       LocalRollout backend = new LocalRollout(m, tok.padTokenId());
       SamplingParams sp = new SamplingParams(maxNewTokens, false, temperature, 1.0, 0, 0.0, 1.0, tok.stopTokenIds());
       int batchPrompts = 8;

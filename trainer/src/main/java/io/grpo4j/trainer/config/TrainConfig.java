@@ -152,23 +152,11 @@ public record TrainConfig(
     Logging logging = new Logging(l.integer("samples_per_step", 4, 0, 1 << 20), l.bool("progress", true),
         l.string("output_dir", "runs"));
     l.finish();
-    List<RewardSpec> rewards = new ArrayList<>();
-    for (ConfigMap r : c.maps("rewards")) {
-      String rn = r.string("name", null);
-      if (rn == null) {
-        throw new ConfigException(r.key("name") + ": every reward needs a name");
-      }
-      rewards.add(new RewardSpec(rn, r.string("alias", null), r.number("weight", 1.0, -1e6, 1e6), r.freeform("params"),
-          r.number("timeout_s", 0, 0, 1e6)));
-      r.finish();
-    }
+    List<RewardSpec> rewards = parseRewards(c);
     if (rewards.isEmpty()) {
       throw new ConfigException(c.key("rewards") + ": at least one reward is needed, e.g. [{name: format}]");
     }
-    ConfigMap rs = c.map("reward_settings");
-    RewardSettings rset = new RewardSettings(rs.number("fallback", 0.0, -1e6, 1e6), rs.bool("fail_fast", false),
-        rs.number("timeout_s", 120, 0, 1e6), rs.integer("parallelism", 4, 1, 1024));
-    rs.finish();
+    RewardSettings rset = parseRewardSettings(c);
     ConfigMap p = c.map("prompt");
     Map<String, Object> promptRaw = c.freeform("prompt");
     PromptFormatter formatter = PromptFormatter.parse(p);
@@ -184,6 +172,30 @@ public record TrainConfig(
       throw new ConfigException("grpo: prompts_per_step * group_size is unreasonably large");
     }
     return cfg;
+  }
+
+  /** The {@code rewards:} list: {@code {name, weight, params, alias, timeout_s}} per entry. */
+  public static List<RewardSpec> parseRewards(ConfigMap c) {
+    List<RewardSpec> rewards = new ArrayList<>();
+    for (ConfigMap r : c.maps("rewards")) {
+      String rn = r.string("name", null);
+      if (rn == null) {
+        throw new ConfigException(r.key("name") + ": every reward needs a name");
+      }
+      rewards.add(new RewardSpec(rn, r.string("alias", null), r.number("weight", 1.0, -1e6, 1e6), r.freeform("params"),
+          r.number("timeout_s", 0, 0, 1e6)));
+      r.finish();
+    }
+    return rewards;
+  }
+
+  /** {@code reward_settings:} */
+  public static RewardSettings parseRewardSettings(ConfigMap c) {
+    ConfigMap rs = c.map("reward_settings");
+    RewardSettings s = new RewardSettings(rs.number("fallback", 0.0, -1e6, 1e6), rs.bool("fail_fast", false),
+        rs.number("timeout_s", 120, 0, 1e6), rs.integer("parallelism", 4, 1, 1024));
+    rs.finish();
+    return s;
   }
 
   private static double parseBeta(String key, String v) {

@@ -40,6 +40,7 @@ public final class Pipeline {
   private final Path run;
   private final PrintStream out;
   private final List<Map<String, Object>> stages = new ArrayList<>();
+  private Object rewards; // the rewards: section, defaulting to the task's checker + format
 
   public Pipeline(Map<String, Object> cfg, Path run, PrintStream out) {
     this.cfg = cfg;
@@ -61,6 +62,7 @@ public final class Pipeline {
     Files.createDirectories(run);
     Map<String, Object> task = section("task");
     String taskName = String.valueOf(task.getOrDefault("name", "arithmetic"));
+    rewards = cfg.getOrDefault("rewards", List.of(Map.of("name", taskName), Map.of("name", "format")));
     Map<String, Object> taskOpts = new LinkedHashMap<>(task);
     for (String k : List.of("name", "train_n", "eval_n", "seed")) {
       taskOpts.remove(k);
@@ -140,7 +142,7 @@ public final class Pipeline {
     g.put("dataset", Map.of("path", data.resolve("train.jsonl").toAbsolutePath().toString(), "eval_path",
         data.resolve("eval.jsonl").toAbsolutePath().toString()));
     g.put("prompt", section("prompt"));
-    g.put("rewards", cfg.getOrDefault("rewards", List.of(Map.of("name", taskName), Map.of("name", "format"))));
+    g.put("rewards", rewards);
     Map<String, Object> gg = new LinkedHashMap<>(grpo);
     Object steps = gg.remove("steps");
     Object lr = gg.remove("lr");
@@ -201,18 +203,7 @@ public final class Pipeline {
     ConfigMap c = new ConfigMap("", y);
     DatasetSpec ds = DatasetSpec.parse(c.map("dataset"));
     PromptFormatter pf = PromptFormatter.parse(c.map("prompt"));
-    List<RewardSpec> specs = new ArrayList<>();
-    Object rw = cfg.get("rewards");
-    if (rw instanceof List<?> l) {
-      for (Object o : l) {
-        @SuppressWarnings("unchecked")
-        Map<String, Object> r = (Map<String, Object>) o;
-        @SuppressWarnings("unchecked")
-        Map<String, Object> params = (Map<String, Object>) r.getOrDefault("params", Map.of());
-        specs.add(new RewardSpec(r.get("name").toString(), null, ((Number) r.getOrDefault("weight", 1.0)).doubleValue(),
-            params, 0));
-      }
-    }
+    List<RewardSpec> specs = TrainConfig.parseRewards(new ConfigMap("", Map.of("rewards", rewards)));
     Evaluator.Report rep = EvalRunner.run(model, ds, pf, specs, List.of(), new EvalRunner.Options(
         ((Number) ev.getOrDefault("k", 4)).intValue(), ((Number) ev.getOrDefault("temperature", 0.6)).doubleValue(),
         ((Number) ev.getOrDefault("top_p", 0.95)).doubleValue(), ((Number) ev.getOrDefault("max_prompts", 200)).intValue(),
