@@ -14,16 +14,18 @@ import me.tongfei.progressbar.ProgressBarStyle;
  */
 final class RunSupport implements AutoCloseable {
   private final AtomicBoolean stop = new AtomicBoolean();
+  private final java.util.concurrent.CountDownLatch done = new java.util.concurrent.CountDownLatch(1);
   private final Thread hook;
   private final ProgressBar bar;
 
   RunSupport(String task, long max, long start, boolean progress) {
-    Thread main = Thread.currentThread();
+    // The hook must not wait for the main thread to end: main ends in System.exit, which blocks while hooks run.
+    // It waits until the command says its work (the last step, the checkpoint) is done.
     hook = new Thread(() -> {
       stop.set(true);
       System.err.println("\nstopping after the current step (writing a checkpoint)...");
       try {
-        main.join(600_000);
+        done.await(10, java.util.concurrent.TimeUnit.MINUTES);
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
       }
@@ -63,6 +65,7 @@ final class RunSupport implements AutoCloseable {
     if (bar != null) {
       bar.close();
     }
+    done.countDown();
     if (!stop.get()) {
       try {
         Runtime.getRuntime().removeShutdownHook(hook);

@@ -340,6 +340,11 @@ public final class GrpoTrainer implements AutoCloseable {
   }
 
   public Path checkpoint() throws IOException {
+    List<String> bad = policy.nonFiniteParameters();
+    if (!bad.isEmpty()) {
+      throw new TrainingDivergedException("refusing to checkpoint step " + step + ": non-finite weights in " + bad
+          + "; the last good checkpoint in " + runDir.resolve("checkpoints") + " is intact");
+    }
     TrainerState st = new TrainerState(step, data.position(), optimizer.step(), consecutiveSkips, refSyncedStep);
     return checkpointer.save(st, policy, source, optimizer, refSyncedStep > 0 ? reference : null);
   }

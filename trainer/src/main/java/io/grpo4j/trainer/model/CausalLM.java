@@ -196,6 +196,21 @@ public final class CausalLM implements AutoCloseable {
     return new NDArray[] {emb.cos(), emb.sin()};
   }
 
+  /** Names of parameters holding NaN or infinity (empty when the weights are sound). */
+  public java.util.List<String> nonFiniteParameters() {
+    java.util.List<String> bad = new java.util.ArrayList<>();
+    try (NDManager tmp = manager.newSubManager()) {
+      for (var e : params.entrySet()) {
+        NDArray p = e.getValue().stopGradient();
+        p.attach(tmp);
+        if (p.isNaN().logicalOr(p.isInfinite()).any().getBoolean()) {
+          bad.add(e.getKey());
+        }
+      }
+    }
+    return bad;
+  }
+
   @Override
   public void close() {
     manager.close();

@@ -157,4 +157,86 @@ class GrpoTrainerTest {
     assertTrue(m.get(0).get("resample_rounds").asInt() >= 1);
     assertTrue(Files.isDirectory(run.resolve("checkpoints/step-2/ref")), "a synced reference is checkpointed");
   }
+
+  @Test
+  void nonFiniteUpdatesAreSkippedThenTheRunStopsWithItsCheckpointsIntact() throws Exception {
+    Path run = tmp.resolve("diverge");
+    Map<String, Object> y = smoke(20);
+    ConfigFiles.set(y, "training.max_consecutive_skips=5");
+    ConfigFiles.set(y, "eval.every=0");
+    ConfigFiles.set(y, "checkpoint.save_every=1");
+    var e = assertThrows(TrainingDivergedException.class, () -> {
+      try (GrpoTrainer t = GrpoTrainer.start(TrainConfig.parse(new ConfigMap("", y)), y, run)) {
+        t.train(m -> {
+          if (((Number) m.get("step")).intValue() == 2) {
+            // the weights go bad, as after a numerical blow-up
+            var norm = t.policy().parameters().get("model.norm.weight");
+            float[] nan = new float[(int) norm.size()];
+            java.util.Arrays.fill(nan, Float.NaN);
+            norm.set(java.nio.FloatBuffer.wrap(nan));
+          }
+        }, () -> false);
+      }
+    });
+    assertTrue(e.getMessage().contains("non-finite") && e.getMessage().contains("checkpoints"), e.getMessage());
+    List<JsonNode> m = metrics(run);
+    assertEquals(2, m.size());
+    // the weights broke after step 2's update: its checkpoint is refused, step 1's stays
+    assertEquals(List.of(1L), io.grpo4j.trainer.run.Checkpointer.completeSteps(run.resolve("checkpoints")),
+        "no checkpoint of the broken weights");
+    // every checkpoint written is complete and loads
+    for (long step : io.grpo4j.trainer.run.Checkpointer.completeSteps(run.resolve("checkpoints"))) {
+      HfCheckpoint.open(run.resolve("checkpoints/step-" + step));
+    }
+  }
+
+  @Test
+  void consecutiveSkipsStopTheRun() throws Exception {
+    Path run = tmp.resolve("skips");
+    Map<String, Object> y = smoke(20);
+    ConfigFiles.set(y, "training.max_consecutive_skips=2");
+    ConfigFiles.set(y, "eval.every=0");
+    ConfigFiles.set(y, "checkpoint.save_every=0");
+    var e = assertThrows(TrainingDivergedException.class, () -> {
+      try (GrpoTrainer t = GrpoTrainer.start(TrainConfig.parse(new ConfigMap("", y)), y, run)) {
+        t.train(m -> {
+          if (((Number) m.get("step")).intValue() == 1) {
+            var norm = t.policy().parameters().get("model.norm.weight");
+            float[] nan = new float[(int) norm.size()];
+            java.util.Arrays.fill(nan, Float.NaN);
+            norm.set(java.nio.FloatBuffer.wrap(nan));
+          }
+        }, () -> false);
+      }
+    });
+    assertTrue(e.getMessage().contains("max_consecutive_skips = 2"), e.getMessage());
+    assertEquals(3, metrics(run).size());
+    assertTrue(!Files.exists(run.resolve("final")), "no final export of broken weights");
+  }
+
+  @Test
+  void sigtermStopsAfterTheStepAndWritesACheckpoint() throws Exception {
+    Path cfgFile = tmp.resolve("long.yaml");
+    Map<String, Object> y = smoke(1000);
+    ConfigFiles.set(y, "eval.every=0");
+    ConfigFiles.set(y, "checkpoint.save_every=0");
+    ConfigFiles.write(cfgFile, y);
+    Path run = tmp.resolve("interrupted");
+    List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+        "-Dai.djl.offline=true", "-cp", System.getProperty("java.class.path"), GrpoCli.class.getName(), "train",
+        "--config", cfgFile.toString(), "--run-dir", run.toString()));
+    Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(tmp.resolve("child.log").toFile())
+        .start();
+    long deadline = System.currentTimeMillis() + 120_000;
+    while (!Files.exists(run.resolve("metrics.jsonl")) || JsonLines.readAll(run.resolve("metrics.jsonl")).size() < 2) {
+      assertTrue(p.isAlive(), "child died: " + Files.readString(tmp.resolve("child.log")));
+      assertTrue(System.currentTimeMillis() < deadline, "child made no progress");
+      Thread.sleep(50);
+    }
+    p.destroy(); // SIGTERM, as Ctrl-C's SIGINT: shutdown hooks run
+    assertTrue(p.waitFor(60, TimeUnit.SECONDS), "the run did not stop");
+    List<Long> steps = io.grpo4j.trainer.run.Checkpointer.completeSteps(run.resolve("checkpoints"));
+    assertEquals(1, steps.size(), "one checkpoint written on the way out: " + Files.readString(tmp.resolve("child.log")));
+    assertEquals((long) metrics(run).size(), steps.get(0), "the checkpoint holds every finished step");
+  }
 }
