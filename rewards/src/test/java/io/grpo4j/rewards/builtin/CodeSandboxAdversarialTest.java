@@ -79,11 +79,17 @@ class CodeSandboxAdversarialTest {
     return false;
   }
 
-  /** ProcessHandle cannot name a uid without a passwd entry; /proc can. */
+  /**
+   * A live process of a sandbox uid (ProcessHandle cannot name a uid without a passwd entry; /proc can). Zombies do
+   * not count: they hold no memory or CPU and wait only for the host's init to reap them.
+   */
   static boolean sandboxUid(long pid) {
     try {
       int uid = (Integer) Files.getAttribute(Path.of("/proc/" + pid), "unix:uid");
-      return uid >= io.grpo4j.rewards.sandbox.Sandbox.BASE_UID && uid < io.grpo4j.rewards.sandbox.Sandbox.BASE_UID + 64;
+      String stat = Files.readString(Path.of("/proc/" + pid + "/stat"));
+      boolean zombie = stat.substring(stat.lastIndexOf(')') + 2).startsWith("Z");
+      return !zombie && uid >= io.grpo4j.rewards.sandbox.Sandbox.BASE_UID
+          && uid < io.grpo4j.rewards.sandbox.Sandbox.BASE_UID + 64;
     } catch (IOException | RuntimeException e) {
       return false;
     }

@@ -17,6 +17,10 @@ final class RunSupport implements AutoCloseable {
   private final java.util.concurrent.CountDownLatch done = new java.util.concurrent.CountDownLatch(1);
   private final Thread hook;
   private final ProgressBar bar;
+  private final long max;
+  private final long started = System.nanoTime();
+  private long startStep = -1;
+  private long lastLogged = -1;
 
   RunSupport(String task, long max, long start, boolean progress) {
     // The hook must not wait for the main thread to end: main ends in System.exit, which blocks while hooks run.
@@ -31,7 +35,9 @@ final class RunSupport implements AutoCloseable {
       }
     });
     Runtime.getRuntime().addShutdownHook(hook);
-    bar = progress ? new ProgressBarBuilder().setTaskName(task).setInitialMax(max).setStyle(ProgressBarStyle.ASCII)
+    this.max = max;
+    // a redrawn bar only makes sense on a terminal; logs piped to a file get a line every 5% instead
+    bar = progress && System.console() != null ? new ProgressBarBuilder().setTaskName(task).setInitialMax(max).setStyle(ProgressBarStyle.ASCII)
         .setUpdateIntervalMillis(500).continuousUpdate().build() : null;
     if (bar != null) {
       bar.stepTo(start);
@@ -51,11 +57,21 @@ final class RunSupport implements AutoCloseable {
         sb.append(sb.length() == 0 ? "" : " ").append(k.replace("_mean", "")).append(' ')
             .append(v instanceof Number n ? String.format(Locale.ROOT, "%.4f", n.doubleValue()) : "-");
       }
+      long step = ((Number) m.get("step")).longValue();
       if (bar != null) {
-        bar.stepTo(((Number) m.get("step")).longValue());
+        bar.stepTo(step);
         bar.setExtraMessage(sb.toString());
-      } else {
-        System.err.println("step " + m.get("step") + " " + sb);
+        return;
+      }
+      if (startStep < 0) {
+        startStep = step - 1;
+      }
+      long every = Math.max(1, max / 20);
+      if (step == max || lastLogged < 0 || step - lastLogged >= every) {
+        lastLogged = step;
+        double secs = (System.nanoTime() - started) / 1e9;
+        double eta = secs / Math.max(1, step - startStep) * (max - step);
+        System.err.printf(Locale.ROOT, "step %d/%d %s (%.0f s, ETA %.0f s)%n", step, max, sb, secs, eta);
       }
     };
   }
