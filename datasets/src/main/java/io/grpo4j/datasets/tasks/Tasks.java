@@ -41,4 +41,29 @@ public final class Tasks {
   public static Task create(String name, Map<String, Object> options) {
     return create(name, new ConfigMap("task", options));
   }
+
+  /**
+   * Writes examples as an ordinary JSONL dataset (prompt, the task's fields, and with {@code solutions} the worked
+   * R1-format completion as "solution"), atomically.
+   */
+  public static void writeJsonl(Task task, List<io.grpo4j.datasets.Example> rows, java.nio.file.Path file,
+      boolean solutions) throws java.io.IOException {
+    com.fasterxml.jackson.databind.ObjectMapper json = new com.fasterxml.jackson.databind.ObjectMapper();
+    java.nio.file.Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
+    try (java.io.BufferedWriter w = java.nio.file.Files.newBufferedWriter(tmp,
+        java.nio.charset.StandardCharsets.UTF_8)) {
+      for (io.grpo4j.datasets.Example e : rows) {
+        Map<String, Object> row = new java.util.LinkedHashMap<>();
+        row.put("prompt", e.prompt());
+        row.putAll(e.fields());
+        if (solutions) {
+          row.put("solution", task.solution(e));
+        }
+        w.write(json.writeValueAsString(row));
+        w.write('\n');
+      }
+    }
+    java.nio.file.Files.move(tmp, file, java.nio.file.StandardCopyOption.REPLACE_EXISTING,
+        java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+  }
 }

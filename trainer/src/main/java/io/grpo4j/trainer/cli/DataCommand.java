@@ -63,21 +63,7 @@ public final class DataCommand implements Runnable {
         o.put(e.getKey(), tmp.get("v"));
       }
       Task t = Tasks.create(task, o);
-      ObjectMapper json = new ObjectMapper();
-      Path tmp = out.resolveSibling(out.getFileName() + ".tmp");
-      try (BufferedWriter w = Files.newBufferedWriter(tmp, StandardCharsets.UTF_8)) {
-        for (Example e : t.generate(n, seed)) {
-          Map<String, Object> row = new LinkedHashMap<>();
-          row.put("prompt", e.prompt());
-          row.putAll(e.fields());
-          if (solutions) {
-            row.put("solution", t.solution(e));
-          }
-          w.write(json.writeValueAsString(row));
-          w.write('\n');
-        }
-      }
-      io.grpo4j.trainer.model.AtomicFiles.move(tmp, out);
+      Tasks.writeJsonl(t, t.generate(n, seed), out, solutions);
       System.out.println("wrote " + n + " " + task + " rows to " + out);
       return 0;
     }

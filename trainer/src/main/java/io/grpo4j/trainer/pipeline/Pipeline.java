@@ -76,8 +76,8 @@ public final class Pipeline {
     long t0 = System.nanoTime();
     Task t = Tasks.create(taskName, taskOpts);
     List<Example> train = t.generate(trainN, seed);
-    writeRows(t, train, data.resolve("train.jsonl"), true);
-    writeRows(t, heldOut(t, train, evalN, seed + 1_000_003L), data.resolve("eval.jsonl"), false);
+    Tasks.writeJsonl(t, train, data.resolve("train.jsonl"), true);
+    Tasks.writeJsonl(t, heldOut(t, train, evalN, seed + 1_000_003L), data.resolve("eval.jsonl"), false);
     stage("data", null, t0, Map.of("train_rows", trainN, "eval_rows", evalN));
 
     // 2. init: random model + a BPE tokenizer trained on the training text
@@ -262,21 +262,5 @@ public final class Pipeline {
           + " training ones; lower task.train_n or make the task larger");
     }
     return out;
-  }
-
-  private static void writeRows(Task t, List<Example> rows, Path file, boolean solutions) throws IOException {
-    ObjectMapper json = new ObjectMapper();
-    try (BufferedWriter w = Files.newBufferedWriter(file, StandardCharsets.UTF_8)) {
-      for (Example e : rows) {
-        Map<String, Object> row = new LinkedHashMap<>();
-        row.put("prompt", e.prompt());
-        row.putAll(e.fields());
-        if (solutions) {
-          row.put("solution", t.solution(e));
-        }
-        w.write(json.writeValueAsString(row));
-        w.write('\n');
-      }
-    }
   }
 }
