@@ -1,6 +1,5 @@
 package io.grpo4j.trainer.cli;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
 import io.grpo4j.datasets.Dataset;
 import io.grpo4j.datasets.Example;
 import io.grpo4j.datasets.config.ConfigMap;
@@ -10,8 +9,6 @@ import io.grpo4j.trainer.config.ConfigFiles;
 
 import io.grpo4j.trainer.rollout.PromptEncoder;
 import io.grpo4j.trainer.tokenizer.HfTokenizer;
-import java.io.BufferedWriter;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
