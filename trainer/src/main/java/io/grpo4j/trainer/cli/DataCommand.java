@@ -9,7 +9,6 @@ import io.grpo4j.trainer.config.ConfigFiles;
 
 import io.grpo4j.trainer.rollout.PromptEncoder;
 import io.grpo4j.trainer.tokenizer.HfTokenizer;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 
