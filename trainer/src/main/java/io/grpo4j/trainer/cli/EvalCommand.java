@@ -12,8 +12,9 @@ import picocli.CommandLine.Option;
 
 /** {@code grpo eval}: pass@1 over k samples (the R1 metric), pass@k, per-reward means, completion length. */
 @Command(name = "eval", mixinStandardHelpOptions = true,
-    description = {"Evaluates a model on a dataset split with the rewards of --config (its dataset:, prompt: and",
-        "rewards: sections; --data and --task replace the dataset). Prints a table; --json / --out give JSON."})
+    description = {"Evaluates a model: pass@1 over k samples, pass@k, per-reward means.",
+        "Uses the dataset:, prompt: and rewards: sections of --config (--data or --task replace the dataset).",
+        "Prints a table; --json / --out give JSON."})
 public final class EvalCommand implements Callable<Integer> {
   @Option(names = "--model", required = true, description = "Model folder.")
   Path model;

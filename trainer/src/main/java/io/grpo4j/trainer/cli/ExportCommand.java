@@ -13,7 +13,7 @@ import picocli.CommandLine.Option;
 
 /** {@code grpo export}: a clean Hugging Face folder from a run (final weights or a checkpoint). */
 @Command(name = "export", mixinStandardHelpOptions = true,
-    description = {"Writes a run's final policy (or checkpoint --step N) as a plain Hugging Face folder:",
+    description = {"Exports a run's final policy (or checkpoint --step N) as a Hugging Face folder.",
         "config.json, model.safetensors, generation_config.json and tokenizer files, in --dtype."})
 public final class ExportCommand implements Callable<Integer> {
   @Option(names = "--run", required = true, description = "Run folder.")

@@ -18,7 +18,7 @@ import picocli.CommandLine.Option;
 
 /** Logits of a batch, for checking parity of a ported checkpoint against transformers. */
 @Command(name = "forward", mixinStandardHelpOptions = true,
-    description = {"Runs a batch through the model and writes its float32 logits (B, T, V) as \"logits\".",
+    description = {"Writes the float32 logits (B, T, V) of a batch, for parity checks.",
         "Input JSON: {\"input_ids\": [[...]], \"attention_mask\": [[...]]}, left-padded; positions are",
         "cumsum(attention_mask) - 1 as in transformers. attention_mask may be omitted (all ones)."})
 public final class ForwardCommand implements Callable<Integer> {

@@ -15,9 +15,10 @@ import picocli.CommandLine.Option;
 
 /** {@code grpo init}: a fresh, randomly initialised Hugging Face model folder with its own tokenizer. */
 @Command(name = "init", mixinStandardHelpOptions = true,
-    description = {"Writes a randomly initialised Qwen2 / Llama / Qwen3 model folder that transformers loads as is,",
-        "with a byte-level tokenizer (or a BPE trained here on --corpus) and a ChatML chat template whose",
-        "<think> </think> <answer> </answer> tags are special tokens."})
+    description = {"Creates a randomly initialised model folder with its own tokenizer.",
+        "A Qwen2 / Llama / Qwen3 folder that transformers loads as is, with a byte-level tokenizer (or a BPE",
+        "trained here on --corpus) and a ChatML chat template whose <think> </think> <answer> </answer> tags are",
+        "special tokens."})
 public final class InitCommand implements Callable<Integer> {
   @Option(names = "--out", required = true, description = "Folder to create (must not exist or be empty).")
   Path out;

@@ -13,7 +13,8 @@ import picocli.CommandLine.Option;
 
 /** {@code grpo pipeline}: the whole R1 recipe on a tiny model (what scripts/train.sh runs). */
 @Command(name = "pipeline", mixinStandardHelpOptions = true,
-    description = {"Runs data -> init -> eval -> SFT -> eval -> GRPO -> eval -> export -> report from one YAML",
+    description = {"Runs the whole R1 pipeline on a tiny model (the quickstart).",
+        "data -> init -> eval -> SFT -> eval -> GRPO -> eval -> export -> report, from one YAML",
         "(configs/quickstart.yaml). Re-running continues where it stopped; each stage's config is written next to it."})
 public final class PipelineCommand implements Callable<Integer> {
   @Option(names = "--config", defaultValue = "configs/quickstart.yaml", description = "Default: ${DEFAULT-VALUE}.")

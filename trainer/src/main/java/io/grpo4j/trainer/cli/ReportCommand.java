@@ -12,7 +12,7 @@ import picocli.CommandLine.Parameters;
 
 /** {@code grpo report RUN}: plots and report.html for a GRPO run (or a quickstart pipeline folder). */
 @Command(name = "report", mixinStandardHelpOptions = true,
-    description = "Writes plots/*.png and report.html for a run folder (or a pipeline folder holding grpo/).")
+    description = {"Writes plots/*.png and report.html for a run.", "Takes a GRPO run folder, or a pipeline folder holding grpo/."})
 public final class ReportCommand implements Callable<Integer> {
   @Parameters(index = "0", description = "Run folder.")
   Path run;

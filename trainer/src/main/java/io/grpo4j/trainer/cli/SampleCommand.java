@@ -28,8 +28,9 @@ import picocli.CommandLine.Option;
 
 /** {@code grpo sample}: rejection sampling, R1 stage 3 (and distillation data from a stronger teacher). */
 @Command(name = "sample", mixinStandardHelpOptions = true,
-    description = {"Samples --n completions per prompt, scores them with the config's rewards and keeps those that",
-        "pass --keep, as SFT rows: the row's fields plus \"solution\" (the completion), \"reward\", \"rewards\"."})
+    description = {"Rejection sampling: keeps the completions that pass --keep, as SFT data.",
+        "Samples --n completions per prompt, scores them with the config's rewards, and writes the accepted",
+        "ones as rows: the row's fields plus \"solution\" (the completion), \"reward\", \"rewards\"."})
 public final class SampleCommand implements Callable<Integer> {
   @Option(names = "--model", required = true, description = "Model folder (the RL checkpoint, or a teacher).")
   Path model;

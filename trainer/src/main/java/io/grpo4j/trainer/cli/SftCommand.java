@@ -14,8 +14,9 @@ import picocli.CommandLine.Option;
 
 /** {@code grpo sft}: supervised fine-tuning, the cold start of the R1 pipeline. */
 @Command(name = "sft", mixinStandardHelpOptions = true,
-    description = {"Supervised fine-tuning on prompt/answer rows (loss on the answer tokens only), with the same",
-        "run folder, checkpoints and --resume as grpo train. Ctrl-C stops after the current step."})
+    description = {"Supervised fine-tuning: the R1 cold start.",
+        "Loss on the answer tokens only; the same run folder, checkpoints and --resume as grpo train.",
+        "Ctrl-C stops after the current step and writes a checkpoint."})
 public final class SftCommand implements Callable<Integer> {
   @Option(names = "--config", description = "YAML config (model, dataset, prompt, sft, optimizer, ...).")
   Path config;

@@ -15,9 +15,9 @@ import picocli.CommandLine.Option;
 
 /** {@code grpo train}: a GRPO run from YAML, or the continuation of one. */
 @Command(name = "train", mixinStandardHelpOptions = true,
-    description = {"Trains with GRPO from a YAML config (see docs/CONFIG.md), writing the run folder:",
-        "config.yaml, metrics.jsonl, samples.jsonl, eval.jsonl, checkpoints/step-N/, final/.",
-        "Ctrl-C stops after the current step and writes a checkpoint."})
+    description = {"Trains with GRPO from a YAML config (see docs/CONFIG.md).",
+        "Writes the run folder: config.yaml, metrics.jsonl, samples.jsonl, eval.jsonl, checkpoints/step-N/,",
+        "final/. Ctrl-C stops after the current step and writes a checkpoint."})
 public final class TrainCommand implements Callable<Integer> {
   @Option(names = "--config", description = "YAML config file.")
   Path config;
