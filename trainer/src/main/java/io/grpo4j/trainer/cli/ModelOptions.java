@@ -24,9 +24,11 @@ public final class ModelOptions {
   /** Loads the weights onto the device in a child of {@code root}. */
   public CausalLM load(NDManager root) throws IOException {
     HfCheckpoint ckpt = HfCheckpoint.open(model);
-    int t = threads > 0 ? threads
-        : ckpt.config().hiddenSize() >= 512 ? java.lang.Runtime.getRuntime().availableProcessors() : 1;
-    Runtime.threads(t);
+    if (threads > 0) {
+      Runtime.threads(threads);
+    } else {
+      Runtime.threadsFor(ckpt.config());
+    }
     return ckpt.loadModel(root.newSubManager(Runtime.device(device)));
   }
 

@@ -75,7 +75,7 @@ public final class SampleCommand implements Callable<Integer> {
     PromptSet set = Dataset.open(in.dataset()).train();
     int prompts = Math.min(maxPrompts, set.size());
     HfCheckpoint ck = HfCheckpoint.open(model);
-    Runtime.threads(ck.config().hiddenSize() >= 512 ? java.lang.Runtime.getRuntime().availableProcessors() : 1);
+    Runtime.threadsFor(ck.config());
     ObjectMapper json = new ObjectMapper();
     int accepted = 0;
     int covered = 0;

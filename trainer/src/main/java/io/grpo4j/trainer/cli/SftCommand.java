@@ -1,7 +1,6 @@
 package io.grpo4j.trainer.cli;
 
 import io.grpo4j.datasets.config.ConfigMap;
-import io.grpo4j.trainer.config.ConfigFiles;
 import io.grpo4j.trainer.sft.SftConfig;
 import io.grpo4j.trainer.sft.SftTrainer;
 import java.nio.file.Path;
@@ -32,14 +31,7 @@ public final class SftCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
-    if ((config == null) == (resume == null)) {
-      throw new UserError("give --config FILE (a new run) or --resume RUN_DIR");
-    }
-    Map<String, Object> yaml = ConfigFiles.read(resume != null ? resume.resolve("config.yaml") : config);
-    for (String s : overrides) {
-      ConfigFiles.set(yaml, s);
-    }
-    TrainCommand.absolutizePaths(yaml);
+    Map<String, Object> yaml = TrainCommand.runYaml(config, resume, overrides);
     SftConfig cfg = SftConfig.parse(new ConfigMap("", yaml));
     Path dir = resume != null ? resume : runDir != null ? runDir : Path.of(cfg.outputDir()).resolve(cfg.runName());
     try (SftTrainer t = resume != null ? SftTrainer.resume(cfg, dir) : SftTrainer.start(cfg, yaml, dir)) {

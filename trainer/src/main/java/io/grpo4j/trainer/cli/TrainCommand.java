@@ -36,25 +36,11 @@ public final class TrainCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
-    if ((config == null) == (resume == null)) {
-      throw new UserError("give --config FILE (a new run) or --resume RUN_DIR (continue one)");
-    }
-    Map<String, Object> yaml;
-    Path dir;
-    if (resume != null) {
-      yaml = ConfigFiles.read(resume.resolve("config.yaml"));
-      dir = resume;
-    } else {
-      yaml = ConfigFiles.read(config);
-      dir = null;
-    }
-    for (String s : overrides) {
-      ConfigFiles.set(yaml, s);
-    }
     if (steps != null) {
-      ConfigFiles.set(yaml, "training.steps=" + steps);
+      overrides.add("training.steps=" + steps);
     }
-    absolutizePaths(yaml);
+    Map<String, Object> yaml = runYaml(config, resume, overrides);
+    Path dir = resume;
     TrainConfig cfg = TrainConfig.parse(new ConfigMap("", yaml));
     if (dir == null) {
       dir = runDir != null ? runDir : Path.of(cfg.logging().outputDir()).resolve(cfg.runName());
@@ -75,6 +61,22 @@ public final class TrainCommand implements Callable<Integer> {
           + dir : "done: " + dir.resolve("final"));
     }
     return 0;
+  }
+
+  /**
+   * The YAML of a new run ({@code --config}) or of the run being resumed (its resolved config.yaml), with
+   * {@code --set} overrides applied and paths made absolute. Shared by train and sft.
+   */
+  static Map<String, Object> runYaml(Path config, Path resume, List<String> overrides) throws java.io.IOException {
+    if ((config == null) == (resume == null)) {
+      throw new UserError("give --config FILE (a new run) or --resume RUN_DIR (continue one)");
+    }
+    Map<String, Object> yaml = ConfigFiles.read(resume != null ? resume.resolve("config.yaml") : config);
+    for (String s : overrides) {
+      ConfigFiles.set(yaml, s);
+    }
+    absolutizePaths(yaml);
+    return yaml;
   }
 
   /** Paths in a config are taken from the current folder; the run folder keeps them absolute for --resume. */

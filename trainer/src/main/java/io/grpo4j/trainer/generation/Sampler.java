@@ -7,6 +7,7 @@ import io.grpo4j.trainer.model.AttentionBias;
 import io.grpo4j.trainer.model.CausalLM;
 import io.grpo4j.trainer.model.HostStaging;
 import io.grpo4j.trainer.model.KvCache;
+import io.grpo4j.trainer.model.NoGrad;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -89,9 +90,7 @@ public final class Sampler {
     int[] outLen = new int[rows];
     String[] reason = new String[rows];
 
-    boolean wasGrad = ai.djl.pytorch.jni.JniUtils.isGradMode();
-    ai.djl.pytorch.jni.JniUtils.setGradMode(false);
-    try (NDManager gen = model.manager().newSubManager()) {
+    try (NoGrad noGrad = NoGrad.enter(); NDManager gen = model.manager().newSubManager()) {
       KvCache cache = new KvCache(model.config().numHiddenLayers(), gen);
       float[] logits; // (active rows, V)
       try (NDManager s = gen.newSubManager()) {
@@ -182,8 +181,6 @@ public final class Sampler {
           logits = model.logits(hidden).toFloatArray(); // (kept, 1, V)
         }
       }
-    } finally {
-      ai.djl.pytorch.jni.JniUtils.setGradMode(wasGrad);
     }
     long total = System.nanoTime() - t0;
     lastTiming = new Timing(prefillNanos, total - prefillNanos - pickNanos, pickNanos, generated);

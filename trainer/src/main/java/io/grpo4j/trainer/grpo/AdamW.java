@@ -4,6 +4,7 @@ import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.pytorch.engine.PtNDArray;
 import ai.djl.pytorch.jni.JniUtils;
+import io.grpo4j.trainer.model.NoGrad;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -71,16 +72,12 @@ public final class AdamW {
 
   /** Scales every gradient by {@code factor} (clipping). */
   public void scaleGradients(double factor) {
-    boolean grad = JniUtils.isGradMode();
-    JniUtils.setGradMode(false);
-    try {
+    try (NoGrad noGrad = NoGrad.enter()) {
       for (NDArray p : params.values()) {
         try (NDArray g = p.getGradient()) {
           g.muli(factor);
         }
       }
-    } finally {
-      JniUtils.setGradMode(grad);
     }
   }
 
@@ -96,9 +93,7 @@ public final class AdamW {
     double bc1 = 1 - Math.pow(beta1, step);
     double bc2Sqrt = Math.sqrt(1 - Math.pow(beta2, step));
     double stepSize = lr / bc1;
-    boolean grad = JniUtils.isGradMode();
-    JniUtils.setGradMode(false); // in-place updates of leaf parameters
-    try {
+    try (NoGrad noGrad = NoGrad.enter()) { // in-place updates of leaf parameters
       for (var e : params.entrySet()) {
         NDArray p = e.getValue();
         NDArray mt = m.get(e.getKey());
@@ -122,8 +117,6 @@ public final class AdamW {
           }
         }
       }
-    } finally {
-      JniUtils.setGradMode(grad);
     }
     zeroGradients();
   }

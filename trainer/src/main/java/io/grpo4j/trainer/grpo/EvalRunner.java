@@ -34,7 +34,7 @@ public final class EvalRunner {
       set = d.train(); // a dataset without a held-out part is evaluated on its rows
     }
     HfCheckpoint ck = HfCheckpoint.open(model);
-    Runtime.threads(ck.config().hiddenSize() >= 512 ? java.lang.Runtime.getRuntime().availableProcessors() : 1);
+    Runtime.threadsFor(ck.config());
     try (NDManager root = NDManager.newBaseManager(Runtime.device(device));
         CausalLM m = ck.loadModel(root.newSubManager());
         HfTokenizer tok = HfTokenizer.load(model);

@@ -12,6 +12,7 @@ import io.grpo4j.trainer.generation.Generation;
 import io.grpo4j.trainer.generation.SamplingParams;
 import io.grpo4j.trainer.model.CausalLM;
 import io.grpo4j.trainer.model.HfCheckpoint;
+import io.grpo4j.trainer.model.NoGrad;
 import io.grpo4j.trainer.model.Runtime;
 import io.grpo4j.trainer.rollout.LocalRollout;
 import io.grpo4j.trainer.rollout.PromptEncoder;
@@ -68,7 +69,7 @@ public final class GrpoTrainer implements AutoCloseable {
     this.source = HfCheckpoint.open(Path.of(cfg.model()));
     HfCheckpoint start = HfCheckpoint.open(policyDir);
     if (cfg.training().threads() == 0) {
-      Runtime.threads(start.config().hiddenSize() >= 512 ? java.lang.Runtime.getRuntime().availableProcessors() : 1);
+      Runtime.threadsFor(start.config());
     }
     this.policy = start.loadModel(root.newSubManager());
     policy.setTrainable(true);
@@ -161,8 +162,9 @@ public final class GrpoTrainer implements AutoCloseable {
         checkpoint();
       }
     }
-    if (stopRequested.getAsBoolean() && step < cfg.training().steps()) {
-      checkpoint(); // Ctrl-C: keep what the run has
+    boolean saved = cfg.checkpoint().saveEvery() > 0 && step % cfg.checkpoint().saveEvery() == 0;
+    if (!saved && step > 0) {
+      checkpoint(); // Ctrl-C keeps what the run has; a finished run can be extended with --resume --steps
     }
     if (step >= cfg.training().steps()) {
       HfCheckpoint.save(policy, source, runDir.resolve("final"), null);
@@ -304,15 +306,11 @@ public final class GrpoTrainer implements AutoCloseable {
 
   /** Copies the policy's weights into the reference model (TRL's sync_ref_model). */
   private void syncReference() {
-    boolean grad = ai.djl.pytorch.jni.JniUtils.isGradMode();
-    ai.djl.pytorch.jni.JniUtils.setGradMode(false);
-    try {
+    try (NoGrad noGrad = NoGrad.enter()) {
       for (var e : policy.parameters().entrySet()) {
         NDArray dst = reference.parameters().get(e.getKey());
         dst.set(java.nio.FloatBuffer.wrap(e.getValue().toFloatArray()));
       }
-    } finally {
-      ai.djl.pytorch.jni.JniUtils.setGradMode(grad);
     }
     refSyncedStep = step;
   }

@@ -6,6 +6,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.training.GradientCollector;
 import io.grpo4j.trainer.model.CausalLM;
+import io.grpo4j.trainer.model.NoGrad;
 
 /**
  * The optimisation part of a GRPO step: old and reference log-probs without autograd, then for each of
@@ -30,17 +31,13 @@ public final class PolicyUpdate {
       long t0 = System.nanoTime();
       NDArray old = null;
       NDArray ref = null;
-      boolean grad = ai.djl.pytorch.jni.JniUtils.isGradMode();
-      ai.djl.pytorch.jni.JniUtils.setGradMode(false);
-      try {
+      try (NoGrad noGrad = NoGrad.enter()) {
         if (iterations > 1) {
           old = PolicyLogProbs.compute(policy, step, batch, temperature, false).logps(); // (N, C)
         }
         if (loss.beta() != 0) {
           ref = PolicyLogProbs.compute(reference, step, batch, temperature, false).logps(); // (N, C)
         }
-      } finally {
-        ai.djl.pytorch.jni.JniUtils.setGradMode(grad);
       }
       long t1 = System.nanoTime();
       float[] advF = new float[n];

@@ -190,7 +190,7 @@ public final class HfCheckpoint {
     Files.createDirectories(tmp);
     try {
       writeFolder(model, source, tmp, dtypeOverride);
-      replaceDir(tmp, out);
+      replaceDirectory(tmp, out);
     } catch (IOException | RuntimeException e) {
       AtomicFiles.deleteTree(tmp);
       throw e;
@@ -234,10 +234,6 @@ public final class HfCheckpoint {
 
   /** Replaces {@code out} by {@code tmp} so that a reader sees the old folder or the new one, never a mix. */
   public static void replaceDirectory(Path tmp, Path out) throws IOException {
-    replaceDir(tmp, out);
-  }
-
-  private static void replaceDir(Path tmp, Path out) throws IOException {
     if (Files.exists(out)) {
       Path old = out.resolveSibling("." + out.getFileName() + ".old-" + ProcessHandle.current().pid());
       AtomicFiles.deleteTree(old);

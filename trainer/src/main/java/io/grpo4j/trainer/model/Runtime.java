@@ -36,6 +36,14 @@ public final class Runtime {
     return d;
   }
 
+  /**
+   * Threads for a model of this size: one for small models (their matmuls are too small to split, and DJL's per-op
+   * cost grows with threads), every core from hidden size 512 up.
+   */
+  public static void threadsFor(ModelConfig config) {
+    threads(config.hiddenSize() >= 512 ? java.lang.Runtime.getRuntime().availableProcessors() : 1);
+  }
+
   /** Sets PyTorch's intra-op threads (0 = keep the current setting). */
   public static void threads(int n) {
     if (n > 0) {

@@ -58,7 +58,7 @@ public final class SftTrainer implements AutoCloseable {
     this.root = NDManager.newBaseManager(Runtime.device(cfg.device()));
     this.source = HfCheckpoint.open(Path.of(cfg.model()));
     HfCheckpoint start = HfCheckpoint.open(weights);
-    Runtime.threads(start.config().hiddenSize() >= 512 ? java.lang.Runtime.getRuntime().availableProcessors() : 1);
+    Runtime.threadsFor(start.config());
     this.model = start.loadModel(root.newSubManager());
     model.setTrainable(true);
     this.tokenizer = HfTokenizer.load(Path.of(cfg.model()));
@@ -120,8 +120,9 @@ public final class SftTrainer implements AutoCloseable {
         checkpoint();
       }
     }
-    if (stop.getAsBoolean() && step < totalSteps) {
-      checkpoint();
+    boolean saved = cfg.checkpoint().saveEvery() > 0 && step % cfg.checkpoint().saveEvery() == 0;
+    if (!saved && step > 0) {
+      checkpoint(); // Ctrl-C keeps what the run has; a finished run can be extended with --resume
     }
     if (step >= totalSteps) {
       HfCheckpoint.save(model, source, runDir.resolve("final"), null);
