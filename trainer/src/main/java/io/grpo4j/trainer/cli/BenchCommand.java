@@ -3,8 +3,8 @@ package io.grpo4j.trainer.cli;
 import picocli.CommandLine.Command;
 
 /** Benchmarks, each printing measured figures (and one JSON object on the last line with --json). */
-@Command(name = "bench", mixinStandardHelpOptions = true, description = "Measure sampling and training speed.",
-    subcommands = {BenchGenerateCommand.class, BenchTrainCommand.class})
+@Command(name = "bench", mixinStandardHelpOptions = true, description = "Measure sampling, training and serving speed.",
+    subcommands = {BenchGenerateCommand.class, BenchTrainCommand.class, BenchServeCommand.class})
 public final class BenchCommand implements Runnable {
   @picocli.CommandLine.Spec picocli.CommandLine.Model.CommandSpec spec;
 

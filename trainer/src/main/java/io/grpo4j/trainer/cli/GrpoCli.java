@@ -20,6 +20,7 @@ import picocli.CommandLine.Command;
       EvalCommand.class,
       SampleCommand.class,
       ExportCommand.class,
+      ServeCommand.class,
       ReportCommand.class,
       PipelineCommand.class,
       RewardsCommand.class,

@@ -32,7 +32,8 @@ public record TrainConfig(
     Training training,
     Eval eval,
     Checkpoint checkpoint,
-    Logging logging) {
+    Logging logging,
+    RolloutConfig rollout) {
 
   public record RewardSettings(double fallback, boolean failFast, double timeoutSeconds, int parallelism) {}
 
@@ -164,9 +165,10 @@ public record TrainConfig(
       throw new ConfigException(c.key("dataset") + ": required (dataset.path or dataset.task)");
     }
     DatasetSpec ds = DatasetSpec.parse(c.map("dataset"));
+    RolloutConfig rollout = RolloutConfig.parse(c.map("rollout"));
     TrainConfig cfg = new TrainConfig(name, model, c.string("reference_model", null), c.string("device", "cpu"),
         c.longValue("seed", 42), ds, formatter, promptRaw, List.copyOf(rewards), rset, c.strings("plugins", List.of()),
-        grpo, sampling, opt, schedule, training, eval, ckpt, logging);
+        grpo, sampling, opt, schedule, training, eval, ckpt, logging, rollout);
     c.finish();
     if (grpo.promptsPerStep() * grpo.groupSize() > 1 << 20) {
       throw new ConfigException("grpo: prompts_per_step * group_size is unreasonably large");

@@ -38,6 +38,31 @@ public final class Sampler {
     this.padId = padId;
   }
 
+  /**
+   * One prompt's share of a batch: {@code n} completions drawn with {@code params}. Completion j of a request
+   * draws from a stream seeded by {@code (seed, j)} alone, so a seeded request samples the same tokens alone, in
+   * any batch, or in another process ({@code grpo serve}).
+   *
+   * @param logprobs also report each picked token's log-probability under softmax(logits / temperature), after
+   *     the repetition penalty and before top-k / top-p / min-p truncation
+   */
+  public record Request(long[] prompt, int n, SamplingParams params, long seed, boolean logprobs) {
+    public Request {
+      if (prompt.length == 0) {
+        throw new IllegalArgumentException("every prompt needs at least one token");
+      }
+      if (n < 1) {
+        throw new IllegalArgumentException("n must be >= 1, got " + n);
+      }
+    }
+  }
+
+  /** Ends a completion early (stop strings): asked after every picked token that did not already end it. */
+  @FunctionalInterface
+  public interface StopCheck {
+    boolean stop(int row, long token);
+  }
+
   /** Same as {@link #generate(long[][], SamplingParams, int, long)} with seed 0. */
   public List<Generation> generate(long[][] prompts, SamplingParams p, int n) {
     return generate(prompts, p, n, 0L);
@@ -46,7 +71,7 @@ public final class Sampler {
   /**
    * @param prompts token ids per prompt (no padding)
    * @param n completions per prompt; results are ordered prompt-major: (prompt 0: 0..n-1), (prompt 1: ...)
-   * @param seed the completion with global index i draws from a stream seeded by (seed, i) alone
+   * @param seed prompt i samples with seed {@link #promptSeed}(seed, i)
    */
   public List<Generation> generate(long[][] prompts, SamplingParams p, int n, long seed) {
     return generate(prompts, p, n, seed, null);
@@ -58,37 +83,77 @@ public final class Sampler {
 
   /** As above, telling {@code listener} about every token as soon as it is picked. */
   public List<Generation> generate(long[][] prompts, SamplingParams p, int n, long seed, TokenListener listener) {
+    List<Request> reqs = new ArrayList<>(prompts.length);
+    for (int i = 0; i < prompts.length; i++) {
+      if (prompts[i].length == 0) {
+        throw new IllegalArgumentException("prompt " + i + " is empty");
+      }
+      reqs.add(new Request(prompts[i], n, p, promptSeed(seed, i), false));
+    }
+    return generate(reqs, listener, null);
+  }
+
+  /**
+   * The seed prompt {@code index} of a batch sampled with {@code seed} uses: consecutive prompts get consecutive
+   * seeds, so a request carrying prompts i..k with seed promptSeed(seed, i) (the OpenAI API's prompt list; the
+   * server gives prompt t of a list seed + t) samples what this batch samples. Non-negative, so any engine takes it.
+   */
+  public static long promptSeed(long seed, int index) {
+    return (mix(seed, 0) >>> 2) + index;
+  }
+
+  /**
+   * The general form: requests with their own parameters, completion counts and seeds in one batch. Results are
+   * request-major ({@link Generation#promptIndex()} = request index); row = first row of the request + j.
+   */
+  public List<Generation> generate(List<Request> reqs, TokenListener listener, StopCheck stopCheck) {
     long t0 = System.nanoTime();
     long prefillNanos = 0;
     long pickNanos = 0;
     long generated = 0;
-    int b0 = prompts.length;
-    int rows = b0 * n;
-    int vocab = model.config().vocabSize();
-    int lp = Arrays.stream(prompts).mapToInt(x -> x.length).max().orElse(0);
-    if (lp == 0) {
-      throw new IllegalArgumentException("every prompt needs at least one token");
+    int b0 = reqs.size();
+    if (b0 == 0) {
+      return List.of();
     }
+    int rows = 0;
+    int maxNew = 0;
+    int lp = 0;
+    int[] firstRow = new int[b0];
+    for (int i = 0; i < b0; i++) {
+      firstRow[i] = rows;
+      rows += reqs.get(i).n();
+      maxNew = Math.max(maxNew, reqs.get(i).params().maxNewTokens());
+      lp = Math.max(lp, reqs.get(i).prompt().length);
+    }
+    int vocab = model.config().vocabSize();
     long[][] seen = new long[rows][]; // prompt + completion tokens per row, for repetition penalty
     int[] seenLen = new int[rows];
-    int[][] promptMask = new int[rows][lp];
+    int[][] promptMask = new int[rows][];
     long[] nextPosition = new long[rows];
     SplittableRandom[] rng = new SplittableRandom[rows];
-    for (int r = 0; r < rows; r++) {
-      long[] pr = prompts[r / n];
-      if (pr.length == 0) {
-        throw new IllegalArgumentException("prompt " + (r / n) + " is empty");
-      }
-      seen[r] = Arrays.copyOf(pr, pr.length + p.maxNewTokens());
-      seenLen[r] = pr.length;
-      Arrays.fill(promptMask[r], lp - pr.length, lp, 1);
-      nextPosition[r] = pr.length;
-      rng[r] = new SplittableRandom(mix(seed, r));
-    }
-    TokenPicker picker = new TokenPicker(p);
-    long[][] out = new long[rows][p.maxNewTokens()];
+    int[] reqOf = new int[rows];
+    TokenPicker[] pickers = new TokenPicker[b0];
+    long[][] out = new long[rows][];
+    float[][] logps = new float[rows][];
     int[] outLen = new int[rows];
     String[] reason = new String[rows];
+    for (int i = 0; i < b0; i++) {
+      Request q = reqs.get(i);
+      pickers[i] = new TokenPicker(q.params());
+      int[] mask = new int[lp];
+      Arrays.fill(mask, lp - q.prompt().length, lp, 1);
+      for (int j = 0; j < q.n(); j++) {
+        int r = firstRow[i] + j;
+        reqOf[r] = i;
+        seen[r] = Arrays.copyOf(q.prompt(), q.prompt().length + q.params().maxNewTokens());
+        seenLen[r] = q.prompt().length;
+        promptMask[r] = mask;
+        nextPosition[r] = q.prompt().length;
+        rng[r] = new SplittableRandom(mix(q.seed(), j));
+        out[r] = new long[q.params().maxNewTokens()];
+        logps[r] = q.logprobs() ? new float[q.params().maxNewTokens()] : null;
+      }
+    }
 
     try (NoGrad noGrad = NoGrad.enter(); NDManager gen = model.manager().newSubManager()) {
       KvCache cache = new KvCache(model.config().numHiddenLayers(), gen);
@@ -98,8 +163,8 @@ public final class Sampler {
         long[] ids = new long[b0 * lp];
         long[] pos = new long[b0 * lp];
         for (int i = 0; i < b0; i++) {
-          mask[i] = promptMask[i * n];
-          long[] pr = prompts[i];
+          long[] pr = reqs.get(i).prompt();
+          mask[i] = promptMask[firstRow[i]];
           Arrays.fill(ids, i * lp, (i + 1) * lp, padId);
           System.arraycopy(pr, 0, ids, i * lp + lp - pr.length, pr.length);
           for (int t = 0; t < pr.length; t++) {
@@ -111,11 +176,18 @@ public final class Sampler {
         float[] promptLogits = model.logits(hidden.get(":, -1, :")).toFloatArray(); // (b0, V)
         logits = new float[rows * vocab];
         for (int r = 0; r < rows; r++) {
-          System.arraycopy(promptLogits, (r / n) * vocab, logits, r * vocab, vocab);
+          System.arraycopy(promptLogits, reqOf[r] * vocab, logits, r * vocab, vocab);
         }
       }
-      if (n > 1) {
-        cache.repeatRows(n);
+      boolean uniform = reqs.stream().allMatch(q -> q.n() == reqs.get(0).n());
+      if (rows > b0 && uniform) {
+        cache.repeatRows(reqs.get(0).n());
+      } else if (rows > b0) {
+        long[] expand = new long[rows];
+        for (int r = 0; r < rows; r++) {
+          expand[r] = reqOf[r];
+        }
+        cache.selectRows(expand); // each prompt's cache serves all its completions
       }
       prefillNanos = System.nanoTime() - t0;
       int[] active = new int[rows]; // batch slot -> completion row
@@ -124,22 +196,26 @@ public final class Sampler {
       }
       int activeCount = rows;
       float[] row = new float[vocab];
-      for (int step = 0; step < p.maxNewTokens() && activeCount > 0; step++) {
+      for (int step = 0; step < maxNew && activeCount > 0; step++) {
         long pick0 = System.nanoTime();
         long[] next = new long[activeCount];
         int[] keep = new int[activeCount];
         int kept = 0;
         for (int a = 0; a < activeCount; a++) {
           int r = active[a];
+          SamplingParams p = reqs.get(reqOf[r]).params();
           System.arraycopy(logits, a * vocab, row, 0, vocab);
-          long tok = picker.pick(row, seen[r], seenLen[r], rng[r]);
+          long tok = pickers[reqOf[r]].pick(row, seen[r], seenLen[r], rng[r]);
+          if (logps[r] != null) {
+            logps[r][outLen[r]] = pickers[reqOf[r]].lastLogProb(tok);
+          }
           out[r][outLen[r]++] = tok;
           seen[r][seenLen[r]++] = tok;
           generated++;
           if (listener != null) {
             listener.onToken(r, tok);
           }
-          if (p.isStop(tok)) {
+          if (p.isStop(tok) || stopCheck != null && stopCheck.stop(r, tok)) {
             reason[r] = "stop";
           } else if (outLen[r] == p.maxNewTokens()) {
             reason[r] = "length";
@@ -186,7 +262,8 @@ public final class Sampler {
     lastTiming = new Timing(prefillNanos, total - prefillNanos - pickNanos, pickNanos, generated);
     List<Generation> result = new ArrayList<>(rows);
     for (int r = 0; r < rows; r++) {
-      result.add(new Generation(r / n, Arrays.copyOf(out[r], outLen[r]), reason[r] == null ? "length" : reason[r]));
+      result.add(new Generation(reqOf[r], Arrays.copyOf(out[r], outLen[r]), reason[r] == null ? "length" : reason[r],
+          logps[r] == null ? null : Arrays.copyOf(logps[r], outLen[r])));
     }
     return result;
   }

@@ -11,6 +11,8 @@ import java.util.SplittableRandom;
 final class TokenPicker {
   private final SamplingParams p;
   private int[] order = new int[0];
+  private float[] lastLogits; // the last pick's processed logits (penalised, divided by temperature)
+  private double lastLogNorm = Double.NaN; // their log-sum-exp, when the pick computed it
 
   TokenPicker(SamplingParams p) {
     this.p = p;
@@ -29,6 +31,8 @@ final class TokenPicker {
         }
       }
     }
+    lastLogits = logits;
+    lastLogNorm = Double.NaN;
     if (p.greedy()) {
       return argMax(logits);
     }
@@ -46,6 +50,7 @@ final class TokenPicker {
       prob[i] = Math.exp(logits[i] - max);
       sum += prob[i];
     }
+    lastLogNorm = max + Math.log(sum);
     for (int i = 0; i < v; i++) {
       prob[i] /= sum;
     }
@@ -111,6 +116,26 @@ final class TokenPicker {
       }
     }
     return last;
+  }
+
+  /**
+   * log-probability of {@code token} under the last pick's distribution before top-k / top-p / min-p truncation:
+   * softmax(logits / temperature), after the repetition penalty. Free when sampling (the pick computed the
+   * normaliser); one pass over the vocabulary when greedy.
+   */
+  float lastLogProb(long token) {
+    if (Double.isNaN(lastLogNorm)) {
+      double max = Double.NEGATIVE_INFINITY;
+      for (float x : lastLogits) {
+        max = Math.max(max, x);
+      }
+      double sum = 0;
+      for (float x : lastLogits) {
+        sum += Math.exp(x - max);
+      }
+      lastLogNorm = max + Math.log(sum);
+    }
+    return (float) (lastLogits[(int) token] - lastLogNorm);
   }
 
   private int[] sortedByProbability(double[] prob) {

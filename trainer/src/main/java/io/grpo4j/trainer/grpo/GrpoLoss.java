@@ -46,6 +46,15 @@ public final class GrpoLoss {
    */
   public static Output compute(NDArray logps, NDArray oldLogps, NDArray refLogps, NDArray advantages, NDArray mask,
       Settings s, double stepTokens) {
+    return compute(logps, oldLogps, refLogps, advantages, mask, s, stepTokens, null);
+  }
+
+  /**
+   * As above, with {@code tokenWeights} (N, C) multiplying each token's policy-gradient term before the KL is
+   * added: truncated importance sampling against the engine that sampled (TRL's vLLM correction), or null.
+   */
+  public static Output compute(NDArray logps, NDArray oldLogps, NDArray refLogps, NDArray advantages, NDArray mask,
+      Settings s, double stepTokens, NDArray tokenWeights) {
     NDArray old = oldLogps != null ? oldLogps : logps.stopGradient();
     NDArray logRatio = logps.sub(old); // (N, C)
     NDArray lengths = mask.sum(new int[] {1}).maximum(1f); // (N)
@@ -56,6 +65,9 @@ public final class GrpoLoss {
     NDArray clipped = ratio.clip((float) (1 - s.epsilonLow()), (float) (1 + s.epsilonHigh()));
     NDArray a = advantages.expandDims(1); // (N, 1)
     NDArray perToken = ratio.mul(a).minimum(clipped.mul(a)).neg(); // (N, C) or (N, 1)
+    if (tokenWeights != null) {
+      perToken = perToken.mul(tokenWeights); // (N, C)
+    }
     NDArray tokens = mask.sum();
     NDArray klMean;
     if (s.beta() != 0) {

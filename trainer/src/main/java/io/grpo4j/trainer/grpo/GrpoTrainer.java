@@ -15,6 +15,7 @@ import io.grpo4j.trainer.model.HfCheckpoint;
 import io.grpo4j.trainer.model.NoGrad;
 import io.grpo4j.trainer.model.Runtime;
 import io.grpo4j.trainer.rollout.LocalRollout;
+import io.grpo4j.trainer.rollout.OpenAiRollout;
 import io.grpo4j.trainer.rollout.PromptEncoder;
 import io.grpo4j.trainer.rollout.Rollout;
 import io.grpo4j.trainer.rollout.RolloutBackend;
@@ -58,6 +59,7 @@ public final class GrpoTrainer implements AutoCloseable {
   private long step;
   private int consecutiveSkips;
   private long refSyncedStep;
+  private boolean warnedNoLogprobs;
 
   private GrpoTrainer(TrainConfig cfg, Path runDir, Path policyDir, Path refDir, TrainerState state) throws IOException {
     this.cfg = cfg;
@@ -82,7 +84,8 @@ public final class GrpoTrainer implements AutoCloseable {
     List<Path> jars = cfg.plugins().stream().map(Path::of).toList();
     this.rewards = RewardSet.create(RewardRegistry.load(jars), cfg.rewards(), cfg.rewardSettings().fallback(),
         cfg.rewardSettings().failFast(), cfg.rewardSettings().timeoutSeconds(), cfg.rewardSettings().parallelism());
-    this.rollout = new LocalRollout(policy, tokenizer.padTokenId());
+    this.rollout = cfg.rollout().remote() ? new OpenAiRollout(cfg.rollout(), policy.config().vocabSize())
+        : new LocalRollout(policy, tokenizer.padTokenId());
     var o = cfg.optimizer();
     this.optimizer = new AdamW(policy.parameters(), root.newSubManager(), o.beta1(), o.beta2(), o.eps(),
         o.weightDecay());
@@ -102,6 +105,23 @@ public final class GrpoTrainer implements AutoCloseable {
     this.metrics = new JsonLines(runDir.resolve("metrics.jsonl"));
     this.samples = new JsonLines(runDir.resolve("samples.jsonl"));
     this.evalLog = new JsonLines(runDir.resolve("eval.jsonl"));
+    if (cfg.rollout().remote()) {
+      syncRolloutWeights(); // servers may hold the base model while this run resumes from step N
+    }
+  }
+
+  /** Where inference servers load the policy from. */
+  public Path rolloutWeightsDir() {
+    return cfg.rollout().syncDir() != null ? Path.of(cfg.rollout().syncDir()) : runDir.resolve("rollout-weights");
+  }
+
+  /** Writes the policy as an HF folder (atomically) and has every server load it; returns the seconds it took. */
+  private double syncRolloutWeights() throws IOException {
+    long t0 = System.nanoTime();
+    String dtype = cfg.rollout().syncDtype().equals("auto") ? null : HfCheckpoint.parseDtype(cfg.rollout().syncDtype());
+    HfCheckpoint.save(policy, source, rolloutWeightsDir(), dtype);
+    rollout.syncWeights(rolloutWeightsDir());
+    return (System.nanoTime() - t0) / 1e9;
   }
 
   /** A new run in {@code runDir} (must be empty or absent). */
@@ -185,6 +205,8 @@ public final class GrpoTrainer implements AutoCloseable {
     long sampleNanos = 0;
     long rewardNanos = 0;
     int rewardErrors = 0;
+    int retries = 0;
+    int healthyServers = 0;
     while (true) {
       List<PromptEncoder.Encoded> prompts = new ArrayList<>();
       for (int i = 0; i < g.promptsPerStep(); i++) {
@@ -193,10 +215,12 @@ public final class GrpoTrainer implements AutoCloseable {
       long s0 = System.nanoTime();
       Rollout r = Rollout.run(prompts, rollout, params, g.groupSize(), seedFor(step, rounds), tokenizer, rewards);
       long s1 = System.nanoTime();
-      var timing = ((LocalRollout) rollout).lastTiming();
-      sampleNanos += timing.prefillNanos() + timing.decodeNanos() + timing.pickNanos();
-      rewardNanos += (s1 - s0) - (timing.prefillNanos() + timing.decodeNanos() + timing.pickNanos());
-      sampledTokens += (int) timing.generatedTokens();
+      RolloutBackend.Stats rs = rollout.lastStats();
+      sampleNanos += rs.nanos();
+      rewardNanos += (s1 - s0) - rs.nanos();
+      sampledTokens += (int) rs.tokens();
+      retries += rs.retries();
+      healthyServers = rs.healthyServers();
       for (int e : r.rewards().errors()) {
         rewardErrors += e;
       }
@@ -239,17 +263,26 @@ public final class GrpoTrainer implements AutoCloseable {
       GrpoLoss.Settings ls = new GrpoLoss.Settings(g.lossType(), g.beta(), g.epsilonLow(), g.epsilonHigh(),
           g.importanceSamplingLevel(), cfg.sampling().maxCompletionLength(), g.biasCorrectionKl());
       u = PolicyUpdate.run(policy, reference, optimizer, cb, adv.advantages(), ls, cfg.sampling().temperature(),
-          g.iterations(), cfg.training().minibatchSize(), cfg.optimizer().maxGradNorm(), lr);
+          g.iterations(), cfg.training().minibatchSize(), cfg.optimizer().maxGradNorm(), lr,
+          samplerCorrection(batch, cb));
       consecutiveSkips = u.skipped() ? consecutiveSkips + 1 : 0;
     }
     if (g.refSyncEvery() > 0 && reference != null && step % g.refSyncEvery() == 0) {
       syncReference();
     }
 
+    double syncSecs = 0;
+    if (cfg.rollout().remote() && step % cfg.rollout().syncEvery() == 0) {
+      syncSecs = syncRolloutWeights();
+    }
+
     // 4. log
     double stepSecs = (System.nanoTime() - t0) / 1e9;
     Map<String, Object> m = StepMetrics.of(step, batch, adv, u, cb, lr, stepSecs, sampleNanos, rewardNanos,
         sampledTokens, rounds, rewardErrors, data);
+    if (cfg.rollout().remote()) {
+      StepMetrics.addRollout(m, u == null ? null : u.mismatch(), retries, healthyServers, syncSecs);
+    }
     metrics.write(m);
     writeSamples(batch, adv.advantages());
     if (u != null && u.skipped()) {
@@ -273,6 +306,37 @@ public final class GrpoTrainer implements AutoCloseable {
     var s = cfg.sampling();
     return new SamplingParams(maxTokens, greedy, greedy ? 1.0 : temperature, s.topP(), s.topK(), s.minP(),
         s.repetitionPenalty(), tokenizer.stopTokenIds());
+  }
+
+  /**
+   * The sampler's per-token log-probs laid out like {@code cb}'s completions, when every completion has them
+   * (remote servers); null otherwise, and then the step runs without mismatch metrics or correction.
+   */
+  private PolicyUpdate.SamplerCorrection samplerCorrection(Rollout r, CompletionBatch cb) {
+    if (!cfg.rollout().remote()) {
+      return null;
+    }
+    int c = cb.completionLength();
+    float[] out = new float[cb.rows() * c];
+    float[] mask = cb.completionMaskValues();
+    for (int i = 0; i < cb.rows(); i++) {
+      float[] lp = r.generations().get(i).logprobs();
+      for (int k = 0; k < c; k++) {
+        if (mask[i * c + k] == 0) {
+          continue;
+        }
+        if (lp == null || k >= lp.length || !Float.isFinite(lp[k])) {
+          if (!warnedNoLogprobs) {
+            System.err.println("rollout: the server returned no usable log-probs; mismatch metrics and"
+                + " rollout.tis_correction are off for such steps");
+            warnedNoLogprobs = true;
+          }
+          return null;
+        }
+        out[i * c + k] = lp[k];
+      }
+    }
+    return new PolicyUpdate.SamplerCorrection(out, cfg.rollout().tisCorrection(), cfg.rollout().tisCap());
   }
 
   private CompletionBatch completionBatch(Rollout r, boolean maskTruncated) {

@@ -18,11 +18,28 @@ public final class PolicyUpdate {
 
   /** Averages over the passes that ran; {@code skipped} = a pass met a non-finite loss or gradient. */
   public record Stats(double loss, double kl, double clipLow, double clipHigh, double entropy, double gradNorm,
-      boolean skipped, long oldRefNanos, long forwardBackwardNanos, long optimizerNanos) {}
+      boolean skipped, long oldRefNanos, long forwardBackwardNanos, long optimizerNanos, Mismatch mismatch) {}
+
+  /**
+   * How far the sampling engine's log-probs are from the trainer's on the same tokens (null when the sampler gave
+   * none): mean and max |logp_trainer - logp_sampler|, and the importance ratio exp(logp_trainer - logp_sampler).
+   */
+  public record Mismatch(double logpDiffMean, double logpDiffMax, double ratioMean, double ratioMin, double ratioMax,
+      double cappedFraction) {}
+
+  /** Truncated importance sampling against the sampler: {@code samplerLogps} (N * C, row-major) and the cap. */
+  public record SamplerCorrection(float[] samplerLogps, boolean correct, double cap) {}
 
   public static Stats run(CausalLM policy, CausalLM reference, AdamW optimizer, CompletionBatch batch,
       double[] advantages, GrpoLoss.Settings loss, double temperature, int iterations, int minibatchSize,
       double maxGradNorm, double lr) {
+    return run(policy, reference, optimizer, batch, advantages, loss, temperature, iterations, minibatchSize,
+        maxGradNorm, lr, null);
+  }
+
+  public static Stats run(CausalLM policy, CausalLM reference, AdamW optimizer, CompletionBatch batch,
+      double[] advantages, GrpoLoss.Settings loss, double temperature, int iterations, int minibatchSize,
+      double maxGradNorm, double lr, SamplerCorrection sampler) {
     int n = batch.rows();
     int mb = minibatchSize <= 0 ? n : Math.min(minibatchSize, n);
     int minibatches = (n + mb - 1) / mb;
@@ -45,6 +62,11 @@ public final class PolicyUpdate {
         advF[i] = (float) advantages[i];
       }
       NDArray adv = step.create(advF); // (N)
+      int c = batch.completionLength();
+      NDArray samplerLogps = sampler == null ? null
+          : step.create(sampler.samplerLogps(), new ai.djl.ndarray.types.Shape(n, c));
+      NDArray[] tisWeights = new NDArray[minibatches];
+      MismatchAccumulator mismatch = sampler == null ? null : new MismatchAccumulator(sampler.cap());
       double lossSum = 0;
       double klSum = 0;
       double lowSum = 0;
@@ -68,8 +90,20 @@ public final class PolicyUpdate {
           try (NDManager m = step.newSubManager(); GradientCollector gc = Engine.getInstance().newGradientCollector()) {
             NDIndex rows = new NDIndex("{}:{}", from, to);
             PolicyLogProbs.Result lp = PolicyLogProbs.compute(policy, m, part, temperature, true);
+            int mbIndex = from / mb;
+            if (samplerLogps != null && it == 0) {
+              // the sampling-time policy: old log-probs when kept, else this first pass's own (detached)
+              NDArray base = old != null ? old.get(rows) : lp.logps().stopGradient();
+              NDArray diff = base.sub(samplerLogps.get(rows)).mul(part.completionMask(m));
+              mismatch.add(diff.toFloatArray(), part.completionMaskValues());
+              if (sampler.correct()) {
+                tisWeights[mbIndex] = diff.exp().minimum((float) sampler.cap());
+                tisWeights[mbIndex].attach(step);
+              }
+            }
             GrpoLoss.Output out = GrpoLoss.compute(lp.logps(), old == null ? null : old.get(rows),
-                ref == null ? null : ref.get(rows), adv.get(rows), part.completionMask(m), loss, stepTokens);
+                ref == null ? null : ref.get(rows), adv.get(rows), part.completionMask(m), loss, stepTokens,
+                tisWeights[mbIndex]);
             NDArray scaled = out.loss().mul((float) weight);
             gc.backward(scaled);
             double l = out.loss().getFloat();
@@ -102,7 +136,48 @@ public final class PolicyUpdate {
       }
       int passes = skipped ? 1 : iterations;
       return new Stats(lossSum / passes, klSum / iterations, lowSum / iterations, highSum / iterations,
-          entSum / iterations, normSum / passes, skipped, t1 - t0, fb, opt);
+          entSum / iterations, normSum / passes, skipped, t1 - t0, fb, opt,
+          mismatch == null ? null : mismatch.result());
+    }
+  }
+
+  /** Sums |diff| and ratio statistics over real completion tokens, on the CPU. */
+  private static final class MismatchAccumulator {
+    private final double cap;
+    private double absSum;
+    private double absMax;
+    private double ratioSum;
+    private double ratioMin = Double.POSITIVE_INFINITY;
+    private double ratioMax = Double.NEGATIVE_INFINITY;
+    private long capped;
+    private long tokens;
+
+    MismatchAccumulator(double cap) {
+      this.cap = cap;
+    }
+
+    void add(float[] diff, float[] mask) {
+      for (int i = 0; i < diff.length; i++) {
+        if (mask[i] == 0 || Float.isNaN(diff[i])) {
+          continue;
+        }
+        double d = diff[i];
+        double r = Math.exp(d);
+        absSum += Math.abs(d);
+        absMax = Math.max(absMax, Math.abs(d));
+        ratioSum += r;
+        ratioMin = Math.min(ratioMin, r);
+        ratioMax = Math.max(ratioMax, r);
+        capped += r > cap ? 1 : 0;
+        tokens++;
+      }
+    }
+
+    Mismatch result() {
+      if (tokens == 0) {
+        return new Mismatch(0, 0, 1, 1, 1, 0);
+      }
+      return new Mismatch(absSum / tokens, absMax, ratioSum / tokens, ratioMin, ratioMax, capped / (double) tokens);
     }
   }
 }

@@ -116,4 +116,18 @@ final class StepMetrics {
     }
     return x.length == 0 ? 0 : m;
   }
+
+  /** Remote rollouts: engine/trainer log-prob mismatch, retries, servers in rotation, weight sync time. */
+  static void addRollout(Map<String, Object> m, PolicyUpdate.Mismatch mm, int retries, int healthyServers,
+      double syncSecs) {
+    m.put("rollout/logp_diff_mean", mm == null ? null : mm.logpDiffMean());
+    m.put("rollout/logp_diff_max", mm == null ? null : mm.logpDiffMax());
+    m.put("rollout/is_ratio_mean", mm == null ? null : mm.ratioMean());
+    m.put("rollout/is_ratio_min", mm == null ? null : mm.ratioMin());
+    m.put("rollout/is_ratio_max", mm == null ? null : mm.ratioMax());
+    m.put("rollout/is_capped_fraction", mm == null ? null : mm.cappedFraction());
+    m.put("rollout/retries", retries);
+    m.put("rollout/healthy_servers", healthyServers);
+    m.put("time/weight_sync_s", syncSecs);
+  }
 }

@@ -19,7 +19,9 @@ public final class LocalRollout implements RolloutBackend {
     return sampler.generate(prompts, params, n, seed);
   }
 
-  public Sampler.Timing lastTiming() {
-    return sampler.lastTiming();
+  @Override
+  public Stats lastStats() {
+    Sampler.Timing t = sampler.lastTiming();
+    return new Stats(t.prefillNanos() + t.decodeNanos() + t.pickNanos(), t.generatedTokens(), 0, 1);
   }
 }

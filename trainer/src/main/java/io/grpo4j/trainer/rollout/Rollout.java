@@ -61,7 +61,7 @@ public record Rollout(List<PromptEncoder.Encoded> prompts, List<Generation> gene
       for (int i = 0; i < groupSize; i++) {
         int src = grp * groupSize + i;
         Generation old = generations.get(src);
-        g.add(new Generation(gi, old.completionIds(), old.finishReason()));
+        g.add(old.withPromptIndex(gi));
         c.add(completions.get(src));
         for (int q = 0; q < r; q++) {
           vals[q][k] = rewards.values()[q][src];
@@ -80,7 +80,7 @@ public record Rollout(List<PromptEncoder.Encoded> prompts, List<Generation> gene
     p.addAll(o.prompts);
     List<Generation> g = new ArrayList<>(generations);
     for (Generation x : o.generations) {
-      g.add(new Generation(x.promptIndex() + prompts.size(), x.completionIds(), x.finishReason()));
+      g.add(x.withPromptIndex(x.promptIndex() + prompts.size()));
     }
     List<Completion> c = new ArrayList<>(completions);
     c.addAll(o.completions);

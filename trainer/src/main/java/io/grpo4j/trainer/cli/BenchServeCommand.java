@@ -1,0 +1,174 @@
+package io.grpo4j.trainer.cli;
+
+import io.grpo4j.trainer.serve.InferenceEngine;
+import io.grpo4j.trainer.serve.InferenceServer;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.SplittableRandom;
+import java.util.concurrent.Callable;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicInteger;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** Throughput of an OpenAI-compatible server under 1..N concurrent clients. */
+@Command(name = "serve", mixinStandardHelpOptions = true,
+    description = {"Sends completion requests from 1, 4, 16 ... concurrent clients and prints requests/s, tokens/s",
+        "and latency for each. Starts grpo serve in-process on --model, or measures --url (any OpenAI server)."})
+public final class BenchServeCommand implements Callable<Integer> {
+  @Option(names = "--model", description = "Model folder to serve in-process.")
+  Path model;
+
+  @Option(names = "--url", description = "Measure this server instead (e.g. http://127.0.0.1:8000).")
+  String url;
+
+  @Option(names = "--clients", split = ",", defaultValue = "1,4,16",
+      description = "Concurrency levels (default: ${DEFAULT-VALUE}).")
+  int[] clients;
+
+  @Option(names = "--requests", defaultValue = "64", description = "Requests per level (default: ${DEFAULT-VALUE}).")
+  int requests;
+
+  @Option(names = "--n", defaultValue = "1", description = "Completions per request (default: ${DEFAULT-VALUE}).")
+  int n;
+
+  @Option(names = "--prompt-tokens", defaultValue = "32", description = "Prompt length (default: ${DEFAULT-VALUE}).")
+  int promptTokens;
+
+  @Option(names = "--max-tokens", defaultValue = "32", description = "Tokens per completion, always generated"
+      + " in full (ignore_eos) (default: ${DEFAULT-VALUE}).")
+  int maxTokens;
+
+  @Option(names = "--max-batch", defaultValue = "64", description = "In-process server's --max-batch.")
+  int maxBatch;
+
+  @Option(names = "--threads", defaultValue = "0", description = "In-process server's PyTorch threads (0 = auto).")
+  int threads;
+
+  @Option(names = "--json", description = "End with one JSON object of the figures.")
+  boolean json;
+
+  @Override
+  public Integer call() throws Exception {
+    if ((model == null) == (url == null)) {
+      throw new UserError("give exactly one of --model DIR (serve it here) or --url URL");
+    }
+    if (requests < 1 || n < 1 || promptTokens < 1 || maxTokens < 1) {
+      throw new UserError("--requests, --n, --prompt-tokens and --max-tokens must be >= 1");
+    }
+    InferenceServer server = null;
+    String base = url;
+    int vocab = 1000;
+    if (model != null) {
+      server = new InferenceServer(new InferenceEngine(model, "cpu", threads, maxBatch, 2), "bench")
+          .start("127.0.0.1", 0);
+      base = "http://127.0.0.1:" + server.port();
+      vocab = server.engine().config().vocabSize();
+    }
+    HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
+    try {
+      String target = base.endsWith("/") ? base.substring(0, base.length() - 1) : base;
+      SplittableRandom rnd = new SplittableRandom(7);
+      List<String> bodies = new ArrayList<>();
+      for (int i = 0; i < requests; i++) {
+        long[] ids = new long[promptTokens];
+        for (int t = 0; t < promptTokens; t++) {
+          ids[t] = 10 + rnd.nextInt(Math.max(1, vocab - 20));
+        }
+        bodies.add("{\"prompt\": " + Arrays.toString(ids) + ", \"n\": " + n + ", \"max_tokens\": " + maxTokens
+            + ", \"temperature\": 1.0, \"seed\": " + i + ", \"ignore_eos\": true, \"logprobs\": 0}");
+      }
+      for (int i = 0; i < 4; i++) { // warm-up
+        send(http, target, bodies.get(i));
+      }
+      System.out.printf(Locale.ROOT, "%d requests per level, n = %d, %d prompt + %d completion tokens%n", requests,
+          n, promptTokens, maxTokens);
+      StringBuilder js = new StringBuilder("{\"levels\": [");
+      double rps1 = 0;
+      double rpsMax = 0;
+      for (int li = 0; li < clients.length; li++) {
+        int c = clients[li];
+        if (c < 1) {
+          throw new UserError("--clients: levels must be >= 1, got " + c);
+        }
+        ExecutorService pool = Executors.newFixedThreadPool(c);
+        AtomicInteger next = new AtomicInteger();
+        long[] latency = new long[requests];
+        long[] tokens = new long[requests];
+        long t0 = System.nanoTime();
+        List<Future<?>> fs = new ArrayList<>();
+        for (int k = 0; k < c; k++) {
+          fs.add(pool.submit(() -> {
+            int i;
+            while ((i = next.getAndIncrement()) < requests) {
+              long s = System.nanoTime();
+              tokens[i] = send(http, target, bodies.get(i));
+              latency[i] = System.nanoTime() - s;
+            }
+            return null;
+          }));
+        }
+        for (Future<?> f : fs) {
+          f.get();
+        }
+        double secs = (System.nanoTime() - t0) / 1e9;
+        pool.shutdown();
+        long tok = Arrays.stream(tokens).sum();
+        long[] sorted = latency.clone();
+        Arrays.sort(sorted);
+        double p50 = sorted[requests / 2] / 1e6;
+        double p95 = sorted[Math.min(requests - 1, (int) (requests * 0.95))] / 1e6;
+        double rps = requests / secs;
+        if (c == 1) {
+          rps1 = rps;
+        }
+        rpsMax = Math.max(rpsMax, rps);
+        System.out.printf(Locale.ROOT, "  %3d clients: %7.1f requests/s  %9.0f tokens/s  latency p50 %6.0f ms, p95 %6.0f"
+            + " ms%n", c, rps, tok / secs, p50, p95);
+        js.append(li == 0 ? "" : ", ").append(String.format(Locale.ROOT, "{\"clients\": %d, \"requests_per_s\": %.2f,"
+            + " \"tokens_per_s\": %.1f, \"latency_p50_ms\": %.1f, \"latency_p95_ms\": %.1f}", c, rps, tok / secs, p50,
+            p95));
+      }
+      if (rps1 > 0) {
+        System.out.printf(Locale.ROOT, "batching: best level is %.1fx the single-client (sequential) rate%n",
+            rpsMax / rps1);
+      }
+      if (server != null) {
+        var st = server.engine().stats();
+        System.out.printf(Locale.ROOT, "server: %d requests in %d batches, largest batch %d sequences%n", st.jobs(),
+            st.batches(), st.maxBatchRows());
+      }
+      js.append(String.format(Locale.ROOT, "], \"n\": %d, \"prompt_tokens\": %d, \"max_tokens\": %d,"
+          + " \"speedup_vs_sequential\": %.2f}", n, promptTokens, maxTokens, rps1 > 0 ? rpsMax / rps1 : 0));
+      if (json) {
+        System.out.println(js);
+      }
+    } finally {
+      if (server != null) {
+        server.close();
+      }
+    }
+    return 0;
+  }
+
+  /** One request; returns the completion tokens it got. */
+  private static long send(HttpClient http, String base, String body) throws Exception {
+    HttpResponse<String> r = http.send(HttpRequest.newBuilder(URI.create(base + "/v1/completions"))
+        .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(body)).build(),
+        HttpResponse.BodyHandlers.ofString());
+    if (r.statusCode() != 200) {
+      throw new UserError(base + " answered " + r.statusCode() + ": " + r.body());
+    }
+    var usage = new com.fasterxml.jackson.databind.ObjectMapper().readTree(r.body()).path("usage");
+    return usage.path("completion_tokens").asLong();
+  }
+}
