@@ -6,11 +6,16 @@ import io.grpo4j.trainer.generation.Sampler;
 import io.grpo4j.trainer.model.CausalLM;
 import io.grpo4j.trainer.model.HfCheckpoint;
 import io.grpo4j.trainer.model.ModelConfig;
+import io.grpo4j.trainer.model.NoGrad;
+import io.grpo4j.trainer.model.ParameterLayout;
 import io.grpo4j.trainer.model.Runtime;
 import io.grpo4j.trainer.tokenizer.HfTokenizer;
+import java.nio.FloatBuffer;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.LinkedBlockingQueue;
@@ -46,11 +51,11 @@ public final class InferenceEngine implements AutoCloseable {
   private final long batchWaitNanos;
   private final BlockingQueue<Object> queue = new LinkedBlockingQueue<>();
   private final Thread worker;
-  private volatile CausalLM model;
+  private final CausalLM model;
   private volatile Path weights;
   private volatile long weightsVersion;
   private volatile boolean closed;
-  private Sampler sampler;
+  private final Sampler sampler;
   private final AtomicLong jobs = new AtomicLong();
   private final AtomicLong tokens = new AtomicLong();
   private final AtomicLong batches = new AtomicLong();
@@ -235,20 +240,27 @@ public final class InferenceEngine implements AutoCloseable {
       HfCheckpoint ckpt = HfCheckpoint.open(r.dir());
       ModelConfig now = model.config();
       ModelConfig next = ckpt.config();
-      if (now.architecture() != next.architecture() || now.vocabSize() != next.vocabSize()
-          || now.hiddenSize() != next.hiddenSize() || now.numHiddenLayers() != next.numHiddenLayers()
-          || now.numAttentionHeads() != next.numAttentionHeads()
-          || now.numKeyValueHeads() != next.numKeyValueHeads()
-          || now.intermediateSize() != next.intermediateSize()) {
+      Map<String, long[]> layout = ParameterLayout.of(now);
+      Map<String, long[]> nextLayout = ParameterLayout.of(next);
+      boolean sameShape = now.architecture() == next.architecture() && layout.keySet().equals(nextLayout.keySet())
+          && layout.keySet().stream().allMatch(k -> java.util.Arrays.equals(layout.get(k), nextLayout.get(k)))
+          && java.util.Objects.equals(now.rope(), next.rope()) && now.rmsNormEps() == next.rmsNormEps();
+      if (!sameShape) {
         throw new ApiError(400, "invalid_request_error", "model_path", r.dir() + ": config.json describes another"
-            + " model shape than the one being served (reload only swaps weights; restart grpo serve to change"
-            + " models)");
+            + " model (architecture, tensor shapes, rope or norm settings) than the one being served; reload only"
+            + " swaps weights, restart grpo serve to change models");
       }
-      CausalLM fresh = ckpt.loadModel(root.newSubManager());
-      CausalLM old = model;
-      model = fresh;
-      sampler = new Sampler(fresh, tokenizer.padTokenId());
-      old.close();
+      // read every tensor before touching the model, so a file that fails half-way leaves the old weights whole;
+      // then copy in place (as vLLM's reload_weights does): same buffers, no new allocations, no cold first batch
+      Map<String, float[]> values = new LinkedHashMap<>();
+      for (var e : ParameterLayout.of(next).entrySet()) {
+        values.put(e.getKey(), ckpt.tensors().get(e.getKey()).toFloats());
+      }
+      try (NoGrad noGrad = NoGrad.enter()) {
+        for (var e : values.entrySet()) {
+          model.parameters().get(e.getKey()).set(FloatBuffer.wrap(e.getValue()));
+        }
+      }
       weights = r.dir().toAbsolutePath().normalize();
       weightsVersion++;
       r.result().complete("loaded " + weights + " (version " + weightsVersion + ")");
