@@ -64,17 +64,7 @@ public final class OpenAiApi {
     List<long[]> prompts = prompts(req.get("prompt"));
     Parsed p = parse(req, prompts, false);
     List<Generation> gens = engine.submit(p.job()).get();
-    ObjectNode out = JSON.createObjectNode();
-    out.put("id", "cmpl-" + UUID.randomUUID().toString().replace("-", ""));
-    out.put("object", "text_completion");
-    out.put("created", System.currentTimeMillis() / 1000);
-    out.put("model", modelName);
-    ArrayNode choices = out.putArray("choices");
-    int completionTokens = 0;
-    for (int i = 0; i < gens.size(); i++) {
-      Generation g = gens.get(i);
-      ObjectNode c = choices.addObject();
-      c.put("index", i);
+    return response("cmpl-", "text_completion", gens, p, (c, g) -> {
       c.put("text", text(g, p));
       if (p.logprobs()) {
         ObjectNode lp = c.putObject("logprobs");
@@ -88,15 +78,7 @@ public final class OpenAiApi {
       } else {
         c.putNull("logprobs");
       }
-      c.put("finish_reason", g.finishReason());
-      ArrayNode ids = c.putArray("token_ids");
-      for (long id : g.completionIds()) {
-        ids.add(id);
-      }
-      completionTokens += g.completionIds().length;
-    }
-    out.set("usage", usage(p, completionTokens));
-    return out;
+    });
   }
 
   // ---- /v1/chat/completions
@@ -141,17 +123,7 @@ public final class OpenAiApi {
     r.put("logprobs", lpFlag != null && lpFlag.asBoolean() ? 0 : -1);
     Parsed p = parse(r, List.of(tok.encode(rendered)), true);
     List<Generation> gens = engine.submit(p.job()).get();
-    ObjectNode out = JSON.createObjectNode();
-    out.put("id", "chatcmpl-" + UUID.randomUUID().toString().replace("-", ""));
-    out.put("object", "chat.completion");
-    out.put("created", System.currentTimeMillis() / 1000);
-    out.put("model", modelName);
-    ArrayNode choices = out.putArray("choices");
-    int completionTokens = 0;
-    for (int i = 0; i < gens.size(); i++) {
-      Generation g = gens.get(i);
-      ObjectNode c = choices.addObject();
-      c.put("index", i);
+    return response("chatcmpl-", "chat.completion", gens, p, (c, g) -> {
       ObjectNode msg = c.putObject("message");
       msg.put("role", "assistant");
       msg.put("content", text(g, p));
@@ -166,6 +138,24 @@ public final class OpenAiApi {
       } else {
         c.putNull("logprobs");
       }
+    });
+  }
+
+  /** The envelope both endpoints share; {@code fill} adds a choice's text (or message) and its log-probs. */
+  private ObjectNode response(String idPrefix, String object, List<Generation> gens, Parsed p,
+      java.util.function.BiConsumer<ObjectNode, Generation> fill) {
+    ObjectNode out = JSON.createObjectNode();
+    out.put("id", idPrefix + UUID.randomUUID().toString().replace("-", ""));
+    out.put("object", object);
+    out.put("created", System.currentTimeMillis() / 1000);
+    out.put("model", modelName);
+    ArrayNode choices = out.putArray("choices");
+    int completionTokens = 0;
+    for (int i = 0; i < gens.size(); i++) {
+      Generation g = gens.get(i);
+      ObjectNode c = choices.addObject();
+      c.put("index", i);
+      fill.accept(c, g);
       c.put("finish_reason", g.finishReason());
       ArrayNode ids = c.putArray("token_ids");
       for (long id : g.completionIds()) {
