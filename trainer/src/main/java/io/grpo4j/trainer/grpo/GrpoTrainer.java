@@ -111,7 +111,7 @@ public final class GrpoTrainer implements AutoCloseable {
   }
 
   /** Where inference servers load the policy from. */
-  public Path rolloutWeightsDir() {
+  private Path rolloutWeightsDir() {
     return cfg.rollout().syncDir() != null ? Path.of(cfg.rollout().syncDir()) : runDir.resolve("rollout-weights");
   }
 

@@ -90,11 +90,12 @@ public final class PolicyUpdate {
           try (NDManager m = step.newSubManager(); GradientCollector gc = Engine.getInstance().newGradientCollector()) {
             NDIndex rows = new NDIndex("{}:{}", from, to);
             PolicyLogProbs.Result lp = PolicyLogProbs.compute(policy, m, part, temperature, true);
+            NDArray mask = part.completionMask(m); // one upload, used by the mismatch, the loss and the entropy
             int mbIndex = from / mb;
             if (samplerLogps != null && it == 0) {
               // the sampling-time policy: old log-probs when kept, else this first pass's own (detached)
               NDArray base = old != null ? old.get(rows) : lp.logps().stopGradient();
-              NDArray diff = base.sub(samplerLogps.get(rows)).mul(part.completionMask(m));
+              NDArray diff = base.sub(samplerLogps.get(rows)).mul(mask);
               mismatch.add(diff.toFloatArray(), part.completionMaskValues());
               if (sampler.correct()) {
                 tisWeights[mbIndex] = diff.exp().minimum((float) sampler.cap());
@@ -102,7 +103,7 @@ public final class PolicyUpdate {
               }
             }
             GrpoLoss.Output out = GrpoLoss.compute(lp.logps(), old == null ? null : old.get(rows),
-                ref == null ? null : ref.get(rows), adv.get(rows), part.completionMask(m), loss, stepTokens,
+                ref == null ? null : ref.get(rows), adv.get(rows), mask, loss, stepTokens,
                 tisWeights[mbIndex]);
             NDArray scaled = out.loss().mul((float) weight);
             gc.backward(scaled);
@@ -112,7 +113,6 @@ public final class PolicyUpdate {
             klSum += out.klMean().getFloat() * frac;
             lowSum += out.clipLow().getFloat() * frac;
             highSum += out.clipHigh().getFloat() * frac;
-            NDArray mask = part.completionMask(m);
             entSum += lp.entropy().mul(mask).sum().getFloat() / Math.max(1, part.completionTokens()) * frac;
           }
         }

@@ -12,6 +12,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
+import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * The inference servers a run samples from. Requests go round-robin over healthy servers; a server that fails (no
@@ -127,17 +128,15 @@ final class ServerPool {
       weights = dir;
     }
     List<Thread> threads = new ArrayList<>();
-    int[] ok = new int[1];
-    for (Server s : servers) {
+    AtomicInteger ok = new AtomicInteger();
+    for (Server s : servers) { // in parallel: each reload reads the whole folder
       Thread t = new Thread(() -> {
         boolean healthy;
         synchronized (this) {
           healthy = s.healthy;
         }
         if (healthy && ensureWeights(s)) {
-          synchronized (ok) {
-            ok[0]++;
-          }
+          ok.incrementAndGet();
         }
       }, "grpo-weight-sync");
       t.start();
@@ -150,7 +149,7 @@ final class ServerPool {
         Thread.currentThread().interrupt();
       }
     }
-    return ok[0];
+    return ok.get();
   }
 
   /** GET /health; a server that answers 200 is back in the rotation (weights are checked separately). */

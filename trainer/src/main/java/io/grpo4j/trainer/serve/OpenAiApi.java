@@ -39,8 +39,12 @@ public final class OpenAiApi {
   }
 
   /** A parsed request: what to sample, and how to present it. */
-  record Parsed(InferenceEngine.Job job, List<String> stops, boolean logprobs, boolean tokensAsIds,
-      boolean skipSpecial, boolean keepStop, int n, int[] promptTokens) {}
+  record Parsed(InferenceEngine.Job job, boolean logprobs, boolean tokensAsIds, boolean skipSpecial,
+      boolean keepStop, int[] promptTokens) {
+    List<String> stops() {
+      return job.stops();
+    }
+  }
 
   static JsonNode parseBody(String body) {
     if (body == null || body.isBlank()) {
@@ -357,9 +361,9 @@ public final class OpenAiApi {
       lengths[i] = prompts.get(i).length;
       promptTokens += lengths[i];
     }
-    return new Parsed(new InferenceEngine.Job(reqs, List.copyOf(stops)), List.copyOf(stops), logprobs >= 0,
+    return new Parsed(new InferenceEngine.Job(reqs, List.copyOf(stops)), logprobs >= 0,
         r.path("return_tokens_as_token_ids").asBoolean(false), r.path("skip_special_tokens").asBoolean(false),
-        r.path("include_stop_str_in_output").asBoolean(false), n, lengths);
+        r.path("include_stop_str_in_output").asBoolean(false), lengths);
   }
 
   private static int intField(JsonNode r, String key, int dflt, int min, int max) {
