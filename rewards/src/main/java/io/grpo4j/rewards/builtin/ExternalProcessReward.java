@@ -41,6 +41,8 @@ public final class ExternalProcessReward implements RewardFunction {
   private Process process;
   private OutputStream stdin;
   private BlockingQueue<String> lines;
+  // its stdout ended (or it was killed): finished, even while isAlive() still says otherwise for a moment
+  private boolean finished;
   private final Deque<String> stderrTail = new ArrayDeque<>();
   private int restarts;
 
@@ -60,12 +62,14 @@ public final class ExternalProcessReward implements RewardFunction {
   }
 
   private void ensureRunning() throws IOException {
-    if (process != null && process.isAlive()) {
+    if (process != null && !finished && process.isAlive()) {
       return;
     }
     if (process != null) {
+      kill(); // a process that closed its stdout may not have exited yet
       restarts++;
     }
+    finished = false;
     ProcessBuilder pb = new ProcessBuilder(command);
     if (cwd != null) {
       pb.directory(cwd.toFile());
@@ -144,6 +148,7 @@ public final class ExternalProcessReward implements RewardFunction {
               - remaining) + " of " + completions.size() + " completions within " + timeoutSeconds + " s; restarted");
         }
         if (line.equals(EOF)) {
+          finished = true;
           break; // crashed mid-batch: unanswered ones get NaN
         }
         if (line.isBlank()) {
@@ -197,6 +202,7 @@ public final class ExternalProcessReward implements RewardFunction {
   }
 
   private void kill() {
+    finished = true;
     if (process != null) {
       process.descendants().forEach(ProcessHandle::destroyForcibly);
       process.destroyForcibly();
