@@ -24,11 +24,8 @@ public final class ModelOptions {
   /** Loads the weights onto the device in a child of {@code root}. */
   public CausalLM load(NDManager root) throws IOException {
     HfCheckpoint ckpt = HfCheckpoint.open(model);
-    if (threads > 0) {
-      Runtime.threads(threads);
-    } else {
-      Runtime.threadsFor(ckpt.config());
-    }
+    Runtime.userThreads(threads);
+    Runtime.threadsFor(ckpt.config());
     return ckpt.loadModel(root.newSubManager(Runtime.device(device)));
   }
 

@@ -72,7 +72,8 @@ public record TrainConfig(
   public record Schedule(String type, int warmupSteps, double minLrRatio) {}
 
   /** @param minibatchSize rows per forward/backward (memory knob); gradients accumulate over the step */
-  public record Training(int steps, int minibatchSize, int maxConsecutiveSkips, int threads) {}
+  /** @param parallelShards row shards per minibatch run at once (forward + backward); 0 = one per core on small CPU models */
+  public record Training(int steps, int minibatchSize, int maxConsecutiveSkips, int threads, int parallelShards) {}
 
   /** @param temperature 0 = greedy; k samples per prompt give pass@k and mean@k */
   public record Eval(int every, int maxPrompts, double temperature, int k, int maxCompletionLength, boolean atStart) {}
@@ -138,7 +139,7 @@ public record TrainConfig(
     ConfigMap t = c.map("training");
     Training training = new Training(t.integer("steps", 100, 1, Integer.MAX_VALUE),
         t.integer("minibatch_size", 0, 0, 1 << 20), t.integer("max_consecutive_skips", 3, 1, 1000),
-        t.integer("threads", 0, 0, 1024));
+        t.integer("threads", 0, 0, 1024), t.integer("parallel_shards", 0, 0, 1024));
     t.finish();
     ConfigMap e = c.map("eval");
     Eval eval = new Eval(e.integer("every", 0, 0, Integer.MAX_VALUE), e.integer("max_prompts", 64, 1, 1 << 20),

@@ -1,39 +1,77 @@
 package io.grpo4j.trainer.grpo;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
 import ai.djl.pytorch.engine.PtNDArray;
 import ai.djl.pytorch.jni.JniUtils;
 import io.grpo4j.trainer.model.NoGrad;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
  * AdamW exactly as torch.optim.AdamW (decoupled weight decay, bias-corrected moments, eps added to the corrected
- * second-moment root), plus global-norm gradient clipping. Moments live in the model's long-lived manager under
- * the parameter names, so they can be saved and restored for resume.
+ * second-moment root), plus global-norm gradient clipping.
+ *
+ * <p>The moments are two flat vectors over all parameters (in the model's parameter order), and the gradients are
+ * gathered into one flat vector per update: the update is a dozen whole-model ops instead of a dozen ops per
+ * parameter, which is what a small model's update costs (each DJL op has a fixed cost of a few microseconds). The
+ * moments are exposed per parameter name for checkpoints.
+ *
+ * <p>Weight decay skips biases and norm weights, as the Hugging Face Trainer (and so TRL) does.
  */
 public final class AdamW {
-  private final Map<String, NDArray> params;
-  private final Map<String, NDArray> m = new LinkedHashMap<>();
-  private final Map<String, NDArray> v = new LinkedHashMap<>();
+  private final List<String> names = new ArrayList<>();
+  private final List<NDArray> params = new ArrayList<>();
+  private final List<Shape> shapes = new ArrayList<>();
+  private final List<Boolean> decayed = new ArrayList<>();
+  private final long[] splitPoints; // cumulative sizes, without 0 and the total
+  private final int total;
+  private final NDManager state;
+  private NDArray m; // (total)
+  private NDArray v; // (total)
   private final double beta1;
   private final double beta2;
   private final double eps;
   private final double weightDecay;
   private long step;
+  private NDManager scratch; // holds the gathered gradient between gradNorm()/scaleGradients() and update()
+  private NDArray flatGrad;
+  private List<List<NDArray>> gradientSources; // null: the parameters' own gradients
 
   public AdamW(Map<String, NDArray> params, NDManager state, double beta1, double beta2, double eps,
       double weightDecay) {
-    this.params = params;
+    this.state = state;
     this.beta1 = beta1;
     this.beta2 = beta2;
     this.eps = eps;
     this.weightDecay = weightDecay;
+    long n = 0;
+    List<Long> cuts = new ArrayList<>();
     for (var e : params.entrySet()) {
-      m.put(e.getKey(), state.zeros(e.getValue().getShape()));
-      v.put(e.getKey(), state.zeros(e.getValue().getShape()));
+      names.add(e.getKey());
+      this.params.add(e.getValue());
+      shapes.add(e.getValue().getShape());
+      decayed.add(decays(e.getKey()));
+      n += e.getValue().size();
+      cuts.add(n);
     }
+    this.total = Math.toIntExact(n);
+    this.splitPoints = cuts.stream().limit(Math.max(0, cuts.size() - 1)).mapToLong(Long::longValue).toArray();
+    this.m = state.zeros(new Shape(total));
+    this.v = state.zeros(new Shape(total));
+  }
+
+  // transformers' Trainer.get_decay_parameter_names: no decay for biases and (layer/rms) norm weights
+  private static final java.util.regex.Pattern NO_DECAY =
+      java.util.regex.Pattern.compile("bias|layernorm|rmsnorm|(?:^|\\.)norm(?:$|\\.)|_norm(?:$|\\.)");
+
+  /** Whether weight decay applies to the parameter of this (Hugging Face) name. */
+  public static boolean decays(String name) {
+    return !NO_DECAY.matcher(name.toLowerCase(java.util.Locale.ROOT)).find();
   }
 
   public long step() {
@@ -44,80 +82,189 @@ public final class AdamW {
     this.step = step;
   }
 
-  public Map<String, NDArray> firstMoments() {
-    return m;
+  /** First moments (exp_avg) by parameter name, copied to the host. */
+  public Map<String, float[]> firstMoments() {
+    return perParameter(m);
   }
 
-  public Map<String, NDArray> secondMoments() {
-    return v;
+  /** Second moments (exp_avg_sq) by parameter name, copied to the host. */
+  public Map<String, float[]> secondMoments() {
+    return perParameter(v);
+  }
+
+  /** Parameter shapes by name, in the order the moments are kept. */
+  public Map<String, long[]> shapes() {
+    Map<String, long[]> out = new LinkedHashMap<>();
+    for (int i = 0; i < names.size(); i++) {
+      out.put(names.get(i), shapes.get(i).getShape());
+    }
+    return out;
+  }
+
+  /** Restores both moments; every parameter name must be present with its exact element count. */
+  public void restoreMoments(Map<String, float[]> first, Map<String, float[]> second) {
+    NDArray newM = state.create(flatten(first, "exp_avg"), new Shape(total));
+    NDArray newV = state.create(flatten(second, "exp_avg_sq"), new Shape(total));
+    m.close();
+    v.close();
+    m = newM;
+    v = newV;
+  }
+
+  private float[] flatten(Map<String, float[]> byName, String what) {
+    float[] flat = new float[total];
+    int off = 0;
+    for (int i = 0; i < names.size(); i++) {
+      float[] x = byName.get(names.get(i));
+      int size = Math.toIntExact(shapes.get(i).size());
+      if (x == null || x.length != size) {
+        throw new IllegalArgumentException(what + "." + names.get(i) + ": " + (x == null ? "missing"
+            : x.length + " values, the parameter has " + size));
+      }
+      System.arraycopy(x, 0, flat, off, size);
+      off += size;
+    }
+    return flat;
+  }
+
+  private Map<String, float[]> perParameter(NDArray flat) {
+    float[] all = flat.toFloatArray();
+    Map<String, float[]> out = new LinkedHashMap<>();
+    int off = 0;
+    for (int i = 0; i < names.size(); i++) {
+      int size = Math.toIntExact(shapes.get(i).size());
+      out.put(names.get(i), java.util.Arrays.copyOfRange(all, off, off + size));
+      off += size;
+    }
+    return out;
+  }
+
+  /**
+   * Takes the next update's gradient from these parameter sets instead of the parameters themselves (replicas of
+   * the model, see {@code CausalLM.replica}): their gradients are summed element-wise in this order, so the sum does
+   * not depend on which replica finished first. Each set is in the parameters' order; cleared by the update.
+   */
+  public void gradientsFrom(List<java.util.Collection<NDArray>> sets) {
+    if (flatGrad != null) {
+      throw new IllegalStateException("gradients were already gathered for this update");
+    }
+    List<List<NDArray>> copy = new ArrayList<>();
+    for (java.util.Collection<NDArray> set : sets) {
+      if (set.size() != params.size()) {
+        throw new IllegalArgumentException("a gradient source has " + set.size() + " tensors, the optimizer "
+            + params.size());
+      }
+      copy.add(new ArrayList<>(set));
+    }
+    gradientSources = copy;
   }
 
   /** sqrt(sum of squared gradients): one number read back per call. */
   public double gradNorm() {
-    if (params.isEmpty()) {
+    if (total == 0) {
       return 0;
     }
-    // gradients come back attached to the parameters' long-lived manager: move them to a scratch one
-    try (NDManager tmp = params.values().iterator().next().getManager().newSubManager()) {
-      NDArray total = null;
-      for (NDArray p : params.values()) {
-        NDArray g = p.getGradient();
-        g.attach(tmp);
-        NDArray sq = g.square().sum();
-        total = total == null ? sq : total.add(sq);
-      }
-      return Math.sqrt(total.getFloat());
+    NDArray g = gatheredGradient();
+    try (NDArray sq = g.dot(g)) {
+      return Math.sqrt(sq.getFloat());
     }
   }
 
   /** Scales every gradient by {@code factor} (clipping). */
   public void scaleGradients(double factor) {
-    try (NoGrad noGrad = NoGrad.enter()) {
-      for (NDArray p : params.values()) {
-        try (NDArray g = p.getGradient()) {
-          g.muli(factor);
-        }
+    if (total > 0) {
+      try (NoGrad noGrad = NoGrad.enter()) {
+        gatheredGradient().muli(factor);
       }
     }
   }
 
+  /** Zeroes the parameters' (and the gradient sources') gradients and forgets the gathered copy. */
   public void zeroGradients() {
-    for (NDArray p : params.values()) {
+    for (NDArray p : params) {
       JniUtils.zeroGrad((PtNDArray) p);
+    }
+    if (gradientSources != null) {
+      for (List<NDArray> set : gradientSources) {
+        for (NDArray p : set) {
+          JniUtils.zeroGrad((PtNDArray) p);
+        }
+      }
+      gradientSources = null;
+    }
+    if (scratch != null) {
+      scratch.close();
+      scratch = null;
+      flatGrad = null;
     }
   }
 
   /** One update with learning rate {@code lr}; the gradients are zeroed afterwards. */
   public void update(double lr) {
     step++;
+    if (total == 0) {
+      return;
+    }
     double bc1 = 1 - Math.pow(beta1, step);
     double bc2Sqrt = Math.sqrt(1 - Math.pow(beta2, step));
     double stepSize = lr / bc1;
-    try (NoGrad noGrad = NoGrad.enter()) { // in-place updates of leaf parameters
-      for (var e : params.entrySet()) {
-        NDArray p = e.getValue();
-        NDArray mt = m.get(e.getKey());
-        NDArray vt = v.get(e.getKey());
-        try (NDArray g = p.getGradient()) {
-          if (weightDecay != 0) {
-            p.muli(1 - lr * weightDecay);
-          }
-          // m = b1 m + (1 - b1) g ; v = b2 v + (1 - b2) g^2
-          try (NDArray gs = g.mul(1 - beta1); NDArray g2 = g.square()) {
-            mt.muli(beta1).addi(gs);
-            g2.muli(1 - beta2);
-            vt.muli(beta2).addi(g2);
-          }
-          try (NDArray denom = vt.sqrt()) {
-            denom.divi(bc2Sqrt).addi(eps);
-            try (NDArray upd = mt.div(denom)) {
-              upd.muli(stepSize);
-              p.subi(upd);
-            }
-          }
+    NDArray g = gatheredGradient();
+    try (NoGrad noGrad = NoGrad.enter(); NDManager tmp = state.newSubManager()) {
+      // m = b1 m + (1 - b1) g ; v = b2 v + (1 - b2) g^2 ; p -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps)
+      NDArray gs = g.mul(1 - beta1);
+      NDArray g2 = g.square().muli(1 - beta2);
+      gs.attach(tmp);
+      g2.attach(tmp);
+      m.muli(beta1).addi(gs);
+      v.muli(beta2).addi(g2);
+      NDArray denom = v.sqrt();
+      denom.attach(tmp);
+      denom.divi(bc2Sqrt).addi(eps);
+      NDArray upd = m.div(denom);
+      upd.attach(tmp);
+      upd.muli(stepSize);
+      NDList parts = params.size() == 1 ? new NDList(upd) : upd.split(splitPoints);
+      for (int i = 0; i < params.size(); i++) {
+        NDArray p = params.get(i);
+        NDArray u = parts.get(i).reshape(shapes.get(i));
+        u.attach(tmp);
+        if (weightDecay != 0 && decayed.get(i)) {
+          p.muli(1 - lr * weightDecay);
+        }
+        p.subi(u);
+      }
+      parts.attach(tmp);
+    }
+    zeroGradients();
+  }
+
+  /** All gradients as one flat vector (gathered once per update; gradients must be final when first asked). */
+  private NDArray gatheredGradient() {
+    if (flatGrad == null) {
+      scratch = state.newSubManager();
+      for (List<NDArray> set : gradientSources == null ? List.of(params) : gradientSources) {
+        NDArray g = flatten(set);
+        if (flatGrad == null) {
+          flatGrad = g;
+        } else {
+          flatGrad.addi(g);
         }
       }
     }
-    zeroGradients();
+    return flatGrad;
+  }
+
+  private NDArray flatten(List<NDArray> set) {
+    NDList flat = new NDList(set.size());
+    for (NDArray p : set) {
+      NDArray grad = p.getGradient();
+      grad.attach(scratch);
+      NDArray f = grad.reshape(-1);
+      f.attach(scratch);
+      flat.add(f);
+    }
+    NDArray out = flat.size() == 1 ? flat.get(0).duplicate() : ai.djl.ndarray.NDArrays.concat(flat);
+    out.attach(scratch);
+    return out;
   }
 }

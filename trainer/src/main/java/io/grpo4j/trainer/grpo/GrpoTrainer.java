@@ -64,9 +64,7 @@ public final class GrpoTrainer implements AutoCloseable {
   private GrpoTrainer(TrainConfig cfg, Path runDir, Path policyDir, Path refDir, TrainerState state) throws IOException {
     this.cfg = cfg;
     this.runDir = runDir;
-    if (cfg.training().threads() > 0) {
-      Runtime.threads(cfg.training().threads());
-    }
+    Runtime.userThreads(cfg.training().threads());
     this.root = NDManager.newBaseManager(Runtime.device(cfg.device()));
     this.source = HfCheckpoint.open(Path.of(cfg.model()));
     HfCheckpoint start = HfCheckpoint.open(policyDir);
@@ -264,7 +262,7 @@ public final class GrpoTrainer implements AutoCloseable {
           g.importanceSamplingLevel(), cfg.sampling().maxCompletionLength(), g.biasCorrectionKl());
       u = PolicyUpdate.run(policy, reference, optimizer, cb, adv.advantages(), ls, cfg.sampling().temperature(),
           g.iterations(), cfg.training().minibatchSize(), cfg.optimizer().maxGradNorm(), lr,
-          samplerCorrection(batch, cb));
+          samplerCorrection(batch, cb), cfg.training().parallelShards());
       consecutiveSkips = u.skipped() ? consecutiveSkips + 1 : 0;
     }
     if (g.refSyncEvery() > 0 && reference != null && step % g.refSyncEvery() == 0) {

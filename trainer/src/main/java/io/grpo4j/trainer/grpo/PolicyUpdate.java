@@ -1,12 +1,14 @@
 package io.grpo4j.trainer.grpo;
 
-import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
-import ai.djl.training.GradientCollector;
+import ai.djl.pytorch.engine.PtNDArray;
+import ai.djl.pytorch.jni.JniUtils;
 import io.grpo4j.trainer.model.CausalLM;
-import io.grpo4j.trainer.model.NoGrad;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
 
 /**
  * The optimisation part of a GRPO step: old and reference log-probs without autograd, then for each of
@@ -40,21 +42,42 @@ public final class PolicyUpdate {
   public static Stats run(CausalLM policy, CausalLM reference, AdamW optimizer, CompletionBatch batch,
       double[] advantages, GrpoLoss.Settings loss, double temperature, int iterations, int minibatchSize,
       double maxGradNorm, double lr, SamplerCorrection sampler) {
+    return run(policy, reference, optimizer, batch, advantages, loss, temperature, iterations, minibatchSize,
+        maxGradNorm, lr, sampler, 0);
+  }
+
+  /**
+   * @param parallelShards forward/backward shards per minibatch run at once (see {@link ParallelShards}); 0 = auto
+   */
+  public static Stats run(CausalLM policy, CausalLM reference, AdamW optimizer, CompletionBatch batch,
+      double[] advantages, GrpoLoss.Settings loss, double temperature, int iterations, int minibatchSize,
+      double maxGradNorm, double lr, SamplerCorrection sampler, int parallelShards) {
     int n = batch.rows();
     int mb = minibatchSize <= 0 ? n : Math.min(minibatchSize, n);
     int minibatches = (n + mb - 1) / mb;
+    // chunks: each minibatch split into shards that run concurrently; gradients of all chunks accumulate
+    List<int[]> chunks = new ArrayList<>(); // {from, to, minibatch, shard}
+    int maxShards = 1;
+    for (int from = 0, k = 0; from < n; from += mb, k++) {
+      int to = Math.min(n, from + mb);
+      int shards = ParallelShards.count(policy, to - from, parallelShards);
+      maxShards = Math.max(maxShards, shards);
+      for (int s = 0; s < shards; s++) {
+        chunks.add(new int[] {from + (to - from) * s / shards, from + (to - from) * (s + 1) / shards, k, s});
+      }
+    }
     double stepTokens = batch.completionTokens();
+    float[] maskValues = batch.completionMaskValues();
+    int c = batch.completionLength();
     try (NDManager step = policy.manager().newSubManager()) {
       long t0 = System.nanoTime();
       NDArray old = null;
       NDArray ref = null;
-      try (NoGrad noGrad = NoGrad.enter()) {
-        if (iterations > 1) {
-          old = PolicyLogProbs.compute(policy, step, batch, temperature, false).logps(); // (N, C)
-        }
-        if (loss.beta() != 0) {
-          ref = PolicyLogProbs.compute(reference, step, batch, temperature, false).logps(); // (N, C)
-        }
+      if (iterations > 1) {
+        old = logProbsWithoutGrad(policy, step, batch, temperature, parallelShards); // (N, C)
+      }
+      if (loss.beta() != 0) {
+        ref = logProbsWithoutGrad(reference, step, batch, temperature, parallelShards); // (N, C)
       }
       long t1 = System.nanoTime();
       float[] advF = new float[n];
@@ -62,10 +85,9 @@ public final class PolicyUpdate {
         advF[i] = (float) advantages[i];
       }
       NDArray adv = step.create(advF); // (N)
-      int c = batch.completionLength();
       NDArray samplerLogps = sampler == null ? null
           : step.create(sampler.samplerLogps(), new ai.djl.ndarray.types.Shape(n, c));
-      NDArray[] tisWeights = new NDArray[minibatches];
+      NDArray[] tisWeights = new NDArray[chunks.size()];
       MismatchAccumulator mismatch = sampler == null ? null : new MismatchAccumulator(sampler.cap());
       double lossSum = 0;
       double klSum = 0;
@@ -76,48 +98,75 @@ public final class PolicyUpdate {
       boolean skipped = false;
       long fb = 0;
       long opt = 0;
+      NDArray oldAll = old;
+      NDArray refAll = ref;
+      // Shard s of every minibatch backpropagates into replica s (same weights, its own gradients); the optimizer
+      // sums the replicas' gradients in shard order, so a seeded run gives the same weights whichever shard
+      // finishes first (concurrent accumulation into one .grad would add in arrival order).
+      CausalLM[] models = new CausalLM[maxShards];
+      models[0] = policy;
+      if (maxShards > 1) {
+        for (int s = 0; s < maxShards; s++) {
+          models[s] = policy.replica(step.newSubManager());
+        }
+      }
       for (int it = 0; it < iterations; it++) {
         long f0 = System.nanoTime();
         double passLoss = 0;
-        for (int from = 0; from < n; from += mb) {
-          int to = Math.min(n, from + mb);
-          CompletionBatch part = minibatches == 1 ? batch : batch.slice(from, to);
-          double weight = switch (loss.lossType()) {
-            case "grpo", "dr_grpo" -> (to - from) / (double) n; // the sum over minibatches is the full-batch mean
-            case "bnpo" -> 1.0 / minibatches; // TRL: per-minibatch token mean, averaged over accumulation
-            default -> 1.0; // dapo: already normalised by the whole step's tokens
-          };
-          try (NDManager m = step.newSubManager(); GradientCollector gc = Engine.getInstance().newGradientCollector()) {
-            NDIndex rows = new NDIndex("{}:{}", from, to);
-            PolicyLogProbs.Result lp = PolicyLogProbs.compute(policy, m, part, temperature, true);
-            NDArray mask = part.completionMask(m); // one upload, used by the mismatch, the loss and the entropy
-            int mbIndex = from / mb;
-            if (samplerLogps != null && it == 0) {
-              // the sampling-time policy: old log-probs when kept, else this first pass's own (detached)
-              NDArray base = old != null ? old.get(rows) : lp.logps().stopGradient();
-              NDArray diff = base.sub(samplerLogps.get(rows)).mul(mask);
-              mismatch.add(diff.toFloatArray(), part.completionMaskValues());
-              if (sampler.correct()) {
-                tisWeights[mbIndex] = diff.exp().minimum((float) sampler.cap());
-                tisWeights[mbIndex].attach(step);
-              }
-            }
-            GrpoLoss.Output out = GrpoLoss.compute(lp.logps(), old == null ? null : old.get(rows),
-                ref == null ? null : ref.get(rows), adv.get(rows), mask, loss, stepTokens,
-                tisWeights[mbIndex]);
-            NDArray scaled = out.loss().mul((float) weight);
-            gc.backward(scaled);
-            double l = out.loss().getFloat();
-            passLoss += l * weight;
-            double frac = (to - from) / (double) n;
-            klSum += out.klMean().getFloat() * frac;
-            lowSum += out.clipLow().getFloat() * frac;
-            highSum += out.clipHigh().getFloat() * frac;
-            entSum += lp.entropy().mul(mask).sum().getFloat() / Math.max(1, part.completionTokens()) * frac;
+        for (int first = 0; first < chunks.size(); ) {
+          int k = chunks.get(first)[2];
+          int last = first;
+          while (last < chunks.size() && chunks.get(last)[2] == k) {
+            last++;
           }
+          int mbFrom = chunks.get(first)[0];
+          int mbTo = chunks.get(last - 1)[1];
+          double mbTokens = tokens(maskValues, c, mbFrom, mbTo);
+          List<Callable<ChunkResult>> tasks = new ArrayList<>();
+          for (int ci = first; ci < last; ci++) {
+            int chunk = ci;
+            int from = chunks.get(ci)[0];
+            int to = chunks.get(ci)[1];
+            double weight = switch (loss.lossType()) {
+              case "grpo", "dr_grpo" -> (to - from) / (double) n; // the sum over chunks is the full-batch mean
+              // TRL: per-minibatch token mean, averaged over accumulation; a shard's share of its minibatch's tokens
+              case "bnpo" -> tokens(maskValues, c, from, to) / Math.max(1.0, mbTokens) / minibatches;
+              default -> 1.0; // dapo: already normalised by the whole step's tokens
+            };
+            boolean firstPass = it == 0;
+            CausalLM model = models[chunks.get(ci)[3]];
+            tasks.add(() -> chunk(model, step, batch, from, to, chunk, n, temperature, weight, loss, stepTokens,
+                oldAll, refAll, adv, samplerLogps, firstPass, sampler, tisWeights, mismatch != null));
+          }
+          List<ChunkResult> results;
+          try {
+            results = ParallelShards.run(tasks, true);
+          } catch (RuntimeException e) {
+            throw e;
+          } catch (Exception e) {
+            throw new IllegalStateException(e);
+          }
+          for (ChunkResult r : results) {
+            passLoss += r.loss * r.weight;
+            klSum += r.kl * r.frac;
+            lowSum += r.clipLow * r.frac;
+            highSum += r.clipHigh * r.frac;
+            entSum += r.entropy * r.frac;
+            if (r.diff != null) {
+              mismatch.add(r.diff, r.mask);
+            }
+          }
+          first = last;
         }
         long f1 = System.nanoTime();
         fb += f1 - f0;
+        if (maxShards > 1) {
+          List<java.util.Collection<NDArray>> sources = new ArrayList<>();
+          for (CausalLM r : models) {
+            sources.add(r.parameters().values());
+          }
+          optimizer.gradientsFrom(sources);
+        }
         double norm = optimizer.gradNorm();
         if (!Double.isFinite(passLoss) || !Double.isFinite(norm)) {
           optimizer.zeroGradients();
@@ -139,6 +188,85 @@ public final class PolicyUpdate {
           entSum / iterations, normSum / passes, skipped, t1 - t0, fb, opt,
           mismatch == null ? null : mismatch.result());
     }
+  }
+
+  /** Log-probs (N, C) without autograd, row shards computed at once and joined in {@code step}. */
+  private static NDArray logProbsWithoutGrad(CausalLM model, NDManager step, CompletionBatch batch,
+      double temperature, int parallelShards) {
+    int n = batch.rows();
+    int shards = ParallelShards.count(model, n, parallelShards);
+    List<Callable<NDArray>> tasks = new ArrayList<>();
+    for (int s = 0; s < shards; s++) {
+      int from = n * s / shards;
+      int to = n * (s + 1) / shards;
+      tasks.add(() -> {
+        CompletionBatch part = shards == 1 ? batch : batch.slice(from, to);
+        try (NDManager m = step.newSubManager()) {
+          NDArray lp = PolicyLogProbs.compute(model, m, part, temperature, false).logps();
+          lp.attach(step);
+          return lp;
+        }
+      });
+    }
+    List<NDArray> parts;
+    try {
+      parts = ParallelShards.run(tasks, false);
+    } catch (RuntimeException e) {
+      throw e;
+    } catch (Exception e) {
+      throw new IllegalStateException(e);
+    }
+    if (parts.size() == 1) {
+      return parts.get(0);
+    }
+    NDArray all = ai.djl.ndarray.NDArrays.concat(new ai.djl.ndarray.NDList(parts), 0);
+    parts.forEach(NDArray::close);
+    return all;
+  }
+
+  /** One chunk's numbers, read back on its own thread. */
+  private record ChunkResult(double loss, double weight, double frac, double kl, double clipLow, double clipHigh,
+      double entropy, float[] diff, float[] mask) {}
+
+  /** Forward, loss and backward of rows [from, to); runs with grad mode on, possibly on a shard thread. */
+  private static ChunkResult chunk(CausalLM policy, NDManager step, CompletionBatch batch, int from, int to, int chunk,
+      int n, double temperature, double weight, GrpoLoss.Settings loss, double stepTokens, NDArray old, NDArray ref,
+      NDArray adv, NDArray samplerLogps, boolean firstPass, SamplerCorrection sampler, NDArray[] tisWeights,
+      boolean measureMismatch) {
+    CompletionBatch part = from == 0 && to == n ? batch : batch.slice(from, to);
+    try (NDManager m = step.newSubManager()) {
+      NDIndex rows = new NDIndex("{}:{}", from, to);
+      PolicyLogProbs.Result lp = PolicyLogProbs.compute(policy, m, part, temperature, true);
+      NDArray mask = part.completionMask(m); // one upload, used by the mismatch, the loss and the entropy
+      float[] diffValues = null;
+      if (samplerLogps != null && firstPass) {
+        // the sampling-time policy: old log-probs when kept, else this first pass's own (detached)
+        NDArray base = old != null ? old.get(rows) : lp.logps().stopGradient();
+        NDArray diff = base.sub(samplerLogps.get(rows)).mul(mask);
+        diffValues = measureMismatch ? diff.toFloatArray() : null;
+        if (sampler.correct()) {
+          tisWeights[chunk] = diff.exp().minimum((float) sampler.cap());
+          tisWeights[chunk].attach(step);
+        }
+      }
+      GrpoLoss.Output out = GrpoLoss.compute(lp.logps(), old == null ? null : old.get(rows),
+          ref == null ? null : ref.get(rows), adv.get(rows), mask, loss, stepTokens, tisWeights[chunk]);
+      NDArray scaled = out.loss().mul((float) weight);
+      JniUtils.backward((PtNDArray) scaled, (PtNDArray) m.ones(scaled.getShape()), false, false);
+      // token means over the whole pass, whatever the chunking: each chunk's mean weighted by its share of tokens
+      double frac = part.completionTokens() / Math.max(1.0, stepTokens);
+      double ent = lp.entropy().mul(mask).sum().getFloat() / Math.max(1, part.completionTokens());
+      return new ChunkResult(out.loss().getFloat(), weight, frac, out.klMean().getFloat(), out.clipLow().getFloat(),
+          out.clipHigh().getFloat(), ent, diffValues, diffValues == null ? null : part.completionMaskValues());
+    }
+  }
+
+  private static double tokens(float[] mask, int c, int from, int to) {
+    double t = 0;
+    for (int i = from * c; i < to * c; i++) {
+      t += mask[i];
+    }
+    return t;
   }
 
   /** Sums |diff| and ratio statistics over real completion tokens, on the CPU. */

@@ -1,6 +1,5 @@
 package io.grpo4j.trainer.run;
 
-import ai.djl.ndarray.NDArray;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.grpo4j.trainer.grpo.AdamW;
 import io.grpo4j.trainer.model.AtomicFiles;
@@ -44,11 +43,12 @@ public final class Checkpointer {
     try {
       HfCheckpoint.writeFolder(policy, source, tmp, "F32");
       Map<String, Tensor> moments = new LinkedHashMap<>();
+      Map<String, long[]> shapes = optimizer.shapes();
       for (var e : optimizer.firstMoments().entrySet()) {
-        moments.put("exp_avg." + e.getKey(), tensor(e.getValue()));
+        moments.put("exp_avg." + e.getKey(), Tensor.fromFloats(e.getValue(), shapes.get(e.getKey()), "F32"));
       }
       for (var e : optimizer.secondMoments().entrySet()) {
-        moments.put("exp_avg_sq." + e.getKey(), tensor(e.getValue()));
+        moments.put("exp_avg_sq." + e.getKey(), Tensor.fromFloats(e.getValue(), shapes.get(e.getKey()), "F32"));
       }
       SafeTensors.write(tmp.resolve("optimizer.safetensors"), moments, Map.of("step",
           String.valueOf(optimizer.step())));
@@ -65,10 +65,6 @@ public final class Checkpointer {
     }
     prune();
     return target;
-  }
-
-  private static Tensor tensor(NDArray a) {
-    return Tensor.fromFloats(a.toFloatArray(), a.getShape().getShape(), "F32");
   }
 
   private void prune() throws IOException {
@@ -109,20 +105,26 @@ public final class Checkpointer {
   /** Restores AdamW moments and step count from a checkpoint. */
   public static void restoreOptimizer(Path checkpoint, AdamW optimizer) throws IOException {
     SafeTensors.Contents c = SafeTensors.readWithMetadata(checkpoint.resolve("optimizer.safetensors"));
-    for (var e : optimizer.firstMoments().entrySet()) {
-      copy(c.tensors(), "exp_avg." + e.getKey(), e.getValue(), checkpoint);
+    Map<String, float[]> first = new LinkedHashMap<>();
+    Map<String, float[]> second = new LinkedHashMap<>();
+    for (var e : optimizer.shapes().entrySet()) {
+      first.put(e.getKey(), values(c.tensors(), "exp_avg." + e.getKey(), e.getValue(), checkpoint));
+      second.put(e.getKey(), values(c.tensors(), "exp_avg_sq." + e.getKey(), e.getValue(), checkpoint));
     }
-    for (var e : optimizer.secondMoments().entrySet()) {
-      copy(c.tensors(), "exp_avg_sq." + e.getKey(), e.getValue(), checkpoint);
-    }
+    optimizer.restoreMoments(first, second);
     optimizer.setStep(Long.parseLong(c.metadata().getOrDefault("step", "0")));
   }
 
-  private static void copy(Map<String, Tensor> t, String name, NDArray into, Path ckpt) {
+  private static float[] values(Map<String, Tensor> t, String name, long[] shape, Path ckpt) {
     Tensor x = t.get(name);
+    Path file = ckpt.resolve("optimizer.safetensors");
     if (x == null) {
-      throw new IllegalStateException(ckpt.resolve("optimizer.safetensors") + ": missing tensor \"" + name + "\"");
+      throw new IllegalStateException(file + ": missing tensor \"" + name + "\"");
     }
-    into.set(java.nio.FloatBuffer.wrap(x.toFloats()));
+    if (!java.util.Arrays.equals(x.shape(), shape)) {
+      throw new IllegalStateException(file + ": tensor \"" + name + "\" has shape " + java.util.Arrays.toString(x.shape())
+          + ", the model's parameter has " + java.util.Arrays.toString(shape));
+    }
+    return x.toFloats();
   }
 }

@@ -71,11 +71,8 @@ public final class InferenceEngine implements AutoCloseable {
     }
     this.root = NDManager.newBaseManager(Runtime.device(device));
     HfCheckpoint ckpt = HfCheckpoint.open(modelDir);
-    if (threads > 0) {
-      Runtime.threads(threads);
-    } else {
-      Runtime.threadsFor(ckpt.config());
-    }
+    Runtime.userThreads(threads);
+    Runtime.threadsFor(ckpt.config());
     this.model = ckpt.loadModel(root.newSubManager());
     this.tokenizer = HfTokenizer.load(modelDir);
     this.weights = modelDir.toAbsolutePath().normalize();

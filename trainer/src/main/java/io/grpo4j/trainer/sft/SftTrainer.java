@@ -58,6 +58,7 @@ public final class SftTrainer implements AutoCloseable {
     this.root = NDManager.newBaseManager(Runtime.device(cfg.device()));
     this.source = HfCheckpoint.open(Path.of(cfg.model()));
     HfCheckpoint start = HfCheckpoint.open(weights);
+    Runtime.userThreads(0);
     Runtime.threadsFor(start.config());
     this.model = start.loadModel(root.newSubManager());
     model.setTrainable(true);

@@ -1,0 +1,132 @@
+package io.grpo4j.trainer.cli;
+
+import ai.djl.ndarray.NDManager;
+import ai.djl.pytorch.jni.JniUtils;
+import io.grpo4j.trainer.grpo.AdamW;
+import io.grpo4j.trainer.grpo.CompletionBatch;
+import io.grpo4j.trainer.grpo.GrpoLoss;
+import io.grpo4j.trainer.grpo.PolicyUpdate;
+import io.grpo4j.trainer.model.CausalLM;
+import io.grpo4j.trainer.model.HfCheckpoint;
+import java.util.Locale;
+import java.util.SplittableRandom;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+/**
+ * The training phase alone (forward + backward + clipping + AdamW over one step's completions) on fixed random
+ * tokens, so that it can be compared shape for shape with a plain PyTorch loop
+ * ({@code scripts/torch_reference_bench.py}).
+ */
+@Command(name = "update", mixinStandardHelpOptions = true,
+    description = {"Times the GRPO policy update alone: --rows completions of --prompt-len + --completion-len",
+        "random tokens, one forward + backward, gradient clipping and AdamW per iteration."})
+public final class BenchUpdateCommand implements Callable<Integer> {
+  @Mixin ModelOptions modelOptions;
+
+  @Option(names = "--rows", defaultValue = "32", description = "Completions per step (default: ${DEFAULT-VALUE}).")
+  int rows;
+
+  @Option(names = "--prompt-len", defaultValue = "12", description = "Default: ${DEFAULT-VALUE}.")
+  int promptLen;
+
+  @Option(names = "--completion-len", defaultValue = "32", description = "Default: ${DEFAULT-VALUE}.")
+  int completionLen;
+
+  @Option(names = "--beta", defaultValue = "0", description = "KL weight; > 0 adds the reference forward (default: ${DEFAULT-VALUE}).")
+  double beta;
+
+  @Option(names = "--loss-type", defaultValue = "grpo", description = "grpo | bnpo | dr_grpo | dapo (default: ${DEFAULT-VALUE}).")
+  String lossType;
+
+  @Option(names = "--minibatch", defaultValue = "0", description = "Rows per forward/backward; 0 = all (default: ${DEFAULT-VALUE}).")
+  int minibatch;
+
+  @Option(names = "--shards", defaultValue = "0",
+      description = "Row shards run at once per minibatch (training.parallel_shards); 0 = auto (default: ${DEFAULT-VALUE}).")
+  int shards;
+
+  @Option(names = "--iterations", defaultValue = "40", description = "Timed updates (default: ${DEFAULT-VALUE}).")
+  int iterations;
+
+  @Option(names = "--warmup", defaultValue = "5", description = "Untimed updates first (default: ${DEFAULT-VALUE}).")
+  int warmup;
+
+  @Option(names = "--profile", description = "Write a PyTorch profiler trace (chrome://tracing JSON) of the timed updates here.")
+  String profile;
+
+  @Option(names = "--json", description = "End with one JSON object of the figures.")
+  boolean json;
+
+  @Override
+  public Integer call() throws Exception {
+    if (rows < 1 || promptLen < 1 || completionLen < 1 || iterations < 1) {
+      throw new UserError("--rows, --prompt-len, --completion-len and --iterations must be >= 1");
+    }
+    try (NDManager root = modelOptions.rootManager(); CausalLM policy = modelOptions.load(root);
+        CausalLM reference = beta != 0 ? HfCheckpoint.load(modelOptions.model, root.newSubManager()) : null) {
+      policy.setTrainable(true);
+      int vocab = policy.config().vocabSize();
+      SplittableRandom rnd = new SplittableRandom(1);
+      long[][] prompts = new long[rows][promptLen];
+      long[][] completions = new long[rows][completionLen];
+      double[] advantages = new double[rows];
+      for (int i = 0; i < rows; i++) {
+        for (int k = 0; k < promptLen; k++) {
+          prompts[i][k] = rnd.nextInt(vocab);
+        }
+        for (int k = 0; k < completionLen; k++) {
+          completions[i][k] = rnd.nextInt(vocab);
+        }
+        advantages[i] = rnd.nextDouble() * 2 - 1;
+      }
+      CompletionBatch batch = new CompletionBatch(prompts, completions, 0);
+      AdamW adam = new AdamW(policy.parameters(), root.newSubManager(), 0.9, 0.999, 1e-8, 0.0);
+      GrpoLoss.Settings loss = new GrpoLoss.Settings(lossType, beta, 0.2, 0.2, "token", completionLen, false);
+      for (int i = 0; i < warmup; i++) {
+        PolicyUpdate.run(policy, reference, adam, batch, advantages, loss, 1.0, 1, minibatch, 1.0, 1e-6, null,
+            shards);
+      }
+      if (profile != null) {
+        JniUtils.startProfile(false, true, false);
+      }
+      long fb = 0;
+      long opt = 0;
+      long ref = 0;
+      long[] each = new long[iterations];
+      long t0 = System.nanoTime();
+      for (int i = 0; i < iterations; i++) {
+        long s0 = System.nanoTime();
+        PolicyUpdate.Stats s = PolicyUpdate.run(policy, reference, adam, batch, advantages, loss, 1.0, 1, minibatch,
+            1.0, 1e-6, null, shards);
+        fb += s.forwardBackwardNanos();
+        opt += s.optimizerNanos();
+        ref += s.oldRefNanos();
+        each[i] = System.nanoTime() - s0;
+      }
+      double perStep = (System.nanoTime() - t0) / 1e9 / iterations;
+      if (profile != null) {
+        JniUtils.stopProfile(profile);
+      }
+      java.util.Arrays.sort(each);
+      double median = each[iterations / 2] / 1e6;
+      double best = each[0] / 1e6;
+      int tokens = rows * (promptLen + completionLen);
+      System.out.printf(Locale.ROOT, "policy update, %d rows x (%d + %d) tokens, beta %s, %s: %.1f ms per step,"
+          + " %.0f tokens/s (median %.1f ms, fastest %.1f ms)%n", rows, promptLen, completionLen, beta, lossType,
+          perStep * 1000, tokens / perStep, median, best);
+      System.out.printf(Locale.ROOT, "  forward+backward %.1f ms, optimizer %.1f ms, reference log-probs %.1f ms%n",
+          fb / 1e6 / iterations, opt / 1e6 / iterations, ref / 1e6 / iterations);
+      if (json) {
+        System.out.printf(Locale.ROOT, "{\"step_ms\": %.3f, \"median_step_ms\": %.3f, \"fastest_step_ms\": %.3f, \"tokens_per_s\": %.1f, \"forward_backward_ms\": %.3f,"
+            + " \"optimizer_ms\": %.3f, \"reference_ms\": %.3f, \"rows\": %d, \"prompt_len\": %d,"
+            + " \"completion_len\": %d, \"iterations\": %d}%n", perStep * 1000, median, best, tokens / perStep,
+            fb / 1e6 / iterations, opt / 1e6 / iterations, ref / 1e6 / iterations, rows, promptLen, completionLen,
+            iterations);
+      }
+    }
+    return 0;
+  }
+}
