@@ -115,7 +115,6 @@ public final class Sampler {
     if (b0 == 0) {
       return List.of();
     }
-
     int rows = 0;
     int maxNew = 0;
     int lp = 0;
