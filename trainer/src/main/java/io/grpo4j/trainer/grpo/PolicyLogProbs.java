@@ -29,8 +29,18 @@ public final class PolicyLogProbs {
     NDArray logps = logSoftmax.gather(b.completionIds(m).expandDims(-1), -1).squeeze(-1); // (N, C)
     NDArray ent = null;
     if (entropy) {
+      // -sum(p * log p) per position as a batch of dot products: no (N, C, V) product is written out
+      long n = logSoftmax.getShape().get(0);
+      long v = logSoftmax.getShape().get(2);
       NDArray ls = logSoftmax.stopGradient();
-      ent = ls.exp().mul(ls).sum(new int[] {-1}).neg(); // (N, C)
+      NDArray probs = ls.exp();
+      NDArray rows = probs.reshape(n * c, 1, v);
+      NDArray cols = ls.reshape(n * c, v, 1);
+      NDArray dots = rows.matMul(cols); // (N*C, 1, 1)
+      ent = dots.reshape(n, c).neg(); // (N, C)
+      for (NDArray t : new NDArray[] {ls, probs, rows, cols, dots}) {
+        t.close();
+      }
     }
     return new Result(logps, ent);
   }
