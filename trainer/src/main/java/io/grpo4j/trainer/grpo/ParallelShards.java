@@ -16,7 +16,7 @@ import java.util.concurrent.Future;
  * same time, one Java thread per core, each with the process's intra-op thread count (one, when chosen
  * automatically); gradients meet in the parameters' {@code .grad} (PyTorch accumulates them under a per-tensor
  * lock). On a small model this keeps every core busy on whole ops, where PyTorch's own intra-op threads split ops
- * too small to pay for the hand-off (measured on tiny-qwen2, 32 x 44 tokens: the training phase takes about 70% of
+ * too small to pay for the hand-off (measured on tiny-qwen2, 32 x 44 tokens: the training phase takes about 80% of
  * its one-thread time with 2 shards, about 85% with 2 intra-op threads).
  *
  * <p>Autograd's grad mode is per thread in PyTorch, so each shard switches it on for itself (DJL's
