@@ -45,9 +45,9 @@ final class ParallelShards {
 
   /**
    * Runs the tasks, the first on the calling thread, with autograd on or off in each, and returns their results in
-   * order; waits for all of them, even when one fails.
+   * order; waits for all of them, even when one fails, then rethrows the first failure (unchecked).
    */
-  static <T> List<T> run(List<Callable<T>> tasks, boolean grad) throws Exception {
+  static <T> List<T> run(List<Callable<T>> tasks, boolean grad) {
     List<Future<T>> futures = new ArrayList<>();
     for (int i = 1; i < tasks.size(); i++) {
       Callable<T> task = tasks.get(i);
@@ -68,17 +68,30 @@ final class ParallelShards {
     } catch (Exception e) {
       first = e;
     }
+    boolean interrupted = false;
     for (Future<T> f : futures) { // never leave a shard running: the caller closes the memory it uses
-      try {
-        out.add(f.get());
-      } catch (ExecutionException e) {
-        if (first == null) {
-          first = e.getCause() instanceof Exception ex ? ex : new RuntimeException(e.getCause());
+      while (true) {
+        try {
+          out.add(f.get());
+          break;
+        } catch (InterruptedException e) {
+          interrupted = true; // keep waiting; the interrupt is restored below
+        } catch (ExecutionException e) {
+          if (first == null) {
+            first = e.getCause() instanceof Exception ex ? ex : new RuntimeException(e.getCause());
+          }
+          break;
         }
       }
     }
+    if (interrupted) {
+      Thread.currentThread().interrupt();
+    }
+    if (first instanceof RuntimeException e) {
+      throw e;
+    }
     if (first != null) {
-      throw first;
+      throw new IllegalStateException(first);
     }
     return out;
   }

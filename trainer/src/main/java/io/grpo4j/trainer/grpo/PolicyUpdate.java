@@ -71,14 +71,10 @@ public final class PolicyUpdate {
     int c = batch.completionLength();
     try (NDManager step = policy.manager().newSubManager()) {
       long t0 = System.nanoTime();
-      NDArray old = null;
-      NDArray ref = null;
-      if (iterations > 1) {
-        old = logProbsWithoutGrad(policy, step, batch, temperature, parallelShards); // (N, C)
-      }
-      if (loss.beta() != 0) {
-        ref = logProbsWithoutGrad(reference, step, batch, temperature, parallelShards); // (N, C)
-      }
+      NDArray old = iterations > 1 // (N, C)
+          ? logProbsWithoutGrad(policy, step, batch, temperature, parallelShards) : null;
+      NDArray ref = loss.beta() != 0 // (N, C)
+          ? logProbsWithoutGrad(reference, step, batch, temperature, parallelShards) : null;
       long t1 = System.nanoTime();
       float[] advF = new float[n];
       for (int i = 0; i < n; i++) {
@@ -98,8 +94,6 @@ public final class PolicyUpdate {
       boolean skipped = false;
       long fb = 0;
       long opt = 0;
-      NDArray oldAll = old;
-      NDArray refAll = ref;
       // Shard s of every minibatch backpropagates into replica s (same weights, its own gradients); the optimizer
       // sums the replicas' gradients in shard order, so a seeded run gives the same weights whichever shard
       // finishes first (concurrent accumulation into one .grad would add in arrival order).
@@ -136,16 +130,9 @@ public final class PolicyUpdate {
             boolean firstPass = it == 0;
             CausalLM model = models[chunks.get(ci)[3]];
             tasks.add(() -> chunk(model, step, batch, from, to, chunk, n, temperature, weight, loss, stepTokens,
-                oldAll, refAll, adv, samplerLogps, firstPass, sampler, tisWeights, mismatch != null));
+                old, ref, adv, samplerLogps, firstPass, sampler, tisWeights));
           }
-          List<ChunkResult> results;
-          try {
-            results = ParallelShards.run(tasks, true);
-          } catch (RuntimeException e) {
-            throw e;
-          } catch (Exception e) {
-            throw new IllegalStateException(e);
-          }
+          List<ChunkResult> results = ParallelShards.run(tasks, true);
           for (ChunkResult r : results) {
             passLoss += r.loss * r.weight;
             klSum += r.kl * r.frac;
@@ -208,14 +195,7 @@ public final class PolicyUpdate {
         }
       });
     }
-    List<NDArray> parts;
-    try {
-      parts = ParallelShards.run(tasks, false);
-    } catch (RuntimeException e) {
-      throw e;
-    } catch (Exception e) {
-      throw new IllegalStateException(e);
-    }
+    List<NDArray> parts = ParallelShards.run(tasks, false);
     if (parts.size() == 1) {
       return parts.get(0);
     }
@@ -231,8 +211,7 @@ public final class PolicyUpdate {
   /** Forward, loss and backward of rows [from, to); runs with grad mode on, possibly on a shard thread. */
   private static ChunkResult chunk(CausalLM policy, NDManager step, CompletionBatch batch, int from, int to, int chunk,
       int n, double temperature, double weight, GrpoLoss.Settings loss, double stepTokens, NDArray old, NDArray ref,
-      NDArray adv, NDArray samplerLogps, boolean firstPass, SamplerCorrection sampler, NDArray[] tisWeights,
-      boolean measureMismatch) {
+      NDArray adv, NDArray samplerLogps, boolean firstPass, SamplerCorrection sampler, NDArray[] tisWeights) {
     CompletionBatch part = from == 0 && to == n ? batch : batch.slice(from, to);
     try (NDManager m = step.newSubManager()) {
       NDIndex rows = new NDIndex("{}:{}", from, to);
@@ -243,7 +222,7 @@ public final class PolicyUpdate {
         // the sampling-time policy: old log-probs when kept, else this first pass's own (detached)
         NDArray base = old != null ? old.get(rows) : lp.logps().stopGradient();
         NDArray diff = base.sub(samplerLogps.get(rows)).mul(mask);
-        diffValues = measureMismatch ? diff.toFloatArray() : null;
+        diffValues = diff.toFloatArray(); // for the mismatch metrics
         if (sampler.correct()) {
           tisWeights[chunk] = diff.exp().minimum((float) sampler.cap());
           tisWeights[chunk].attach(step);

@@ -184,7 +184,7 @@ public final class CausalLM implements AutoCloseable {
     // q, k and v from one matmul against the three weights stacked (fewer, bigger ops: this is what a small model
     // spends its time on), in (B, T, heads, D), where the rotate-half matmul needs no copy
     NDArray h = rmsNorm(x, w.inputNorm());
-    NDArray qkv = heads(linear(h, w.qkv(), w.qkvBias()), b, t, nH + 2 * nKv, d);
+    NDArray qkv = heads(stackedLinear(h, w.qkv(), w.qkvBias()), b, t, nH + 2 * nKv, d);
     h.close();
     NDArray q;
     NDArray k;
@@ -249,15 +249,13 @@ public final class CausalLM implements AutoCloseable {
     return out;
   }
 
-  /** x W^T + b against weights stacked along the output axis: one small concat, one big matmul. */
-  private static NDArray linear(NDArray x, NDArray[] weights, NDArray[] biases) {
-    NDArray w = weights.length == 1 ? weights[0] : NDArrays.concat(new NDList(weights), 0);
-    NDArray bias = biases == null ? null : biases.length == 1 ? biases[0] : NDArrays.concat(new NDList(biases), 0);
+  /** x W^T + b against weights (and biases, or null) stacked along the output axis: one small concat, one matmul. */
+  private static NDArray stackedLinear(NDArray x, NDArray[] weights, NDArray[] biases) {
+    NDArray w = NDArrays.concat(new NDList(weights), 0);
+    NDArray bias = biases == null ? null : NDArrays.concat(new NDList(biases), 0);
     NDArray out = Linear.linear(x, w, bias).singletonOrThrow();
-    if (weights.length > 1) {
-      w.close();
-    }
-    if (biases != null && biases.length > 1) {
+    w.close();
+    if (bias != null) {
       bias.close();
     }
     return out;
