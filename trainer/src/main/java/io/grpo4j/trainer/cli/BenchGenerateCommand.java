@@ -1,10 +1,13 @@
 package io.grpo4j.trainer.cli;
 
 import ai.djl.ndarray.NDManager;
+import io.grpo4j.trainer.device.Gpu;
 import io.grpo4j.trainer.generation.Sampler;
 import io.grpo4j.trainer.generation.SamplingParams;
 import io.grpo4j.trainer.model.CausalLM;
+import java.util.LinkedHashMap;
 import java.util.Locale;
+import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -54,6 +57,7 @@ public final class BenchGenerateCommand implements Callable<Integer> {
       for (int i = 0; i < warmup; i++) {
         sampler.generate(prompts, params, 1, i);
       }
+      Gpu.resetPeak(model.device());
       double rssAfterWarmup = ProcessMemory.rssMb();
       long prefill = 0;
       long decode = 0;
@@ -72,19 +76,41 @@ public final class BenchGenerateCommand implements Callable<Integer> {
       double tps = tokens / secs;
       double total = prefill + decode + pick;
       double rssEnd = ProcessMemory.rssMb();
-      System.out.printf(Locale.ROOT, "model %s, batch %d, prompt %d, new tokens %d, %d calls%n",
-          modelOptions.model, batch, promptLen, newTokens, iterations);
+      String decoder = sampler.usesCudaGraphs() ? "device, CUDA graphs" : sampler.decodesOnDevice() ? "device" : "host";
+      System.out.printf(Locale.ROOT, "model %s, batch %d, prompt %d, new tokens %d, %d calls; %s, %s, decoding on the"
+          + " %s%n", modelOptions.model, batch, promptLen, newTokens, iterations, model.device(),
+          model.precision().configName(), decoder);
       System.out.printf(Locale.ROOT, "throughput: %.0f tokens/s (%.1f ms per call)%n", tps, secs * 1000 / iterations);
       System.out.printf(Locale.ROOT, "time: prefill %.0f%%, decode forwards %.0f%%, token picking %.0f%%%n",
           100 * prefill / total, 100 * decode / total, 100 * pick / total);
       System.out.printf(Locale.ROOT, "per decode step: %.3f ms; RSS after warm-up %.0f MB, at end %.0f MB, peak %.0f MB%n",
           decode / 1e6 / iterations / Math.max(1, newTokens - 1), rssAfterWarmup, rssEnd, ProcessMemory.peakRssMb());
+      Gpu.Memory mem = Gpu.memory(model.device());
+      if (mem != null) {
+        System.out.printf(Locale.ROOT, "GPU memory: %.0f MB allocated, peak %.0f MB, reserved %.0f MB%n",
+            mem.allocated() / 1048576.0, mem.peakAllocated() / 1048576.0, mem.reserved() / 1048576.0);
+      }
       if (json) {
-        System.out.printf(Locale.ROOT,
-            "{\"tokens_per_s\": %.1f, \"peak_rss_mb\": %.1f, \"rss_after_warmup_mb\": %.1f, \"rss_end_mb\": %.1f,"
-                + " \"prefill_share\": %.4f, \"decode_share\": %.4f, \"pick_share\": %.4f, \"calls\": %d}%n",
-            tps, ProcessMemory.peakRssMb(), rssAfterWarmup, rssEnd, prefill / total, decode / total, pick / total,
-            iterations);
+        Map<String, Object> out = new LinkedHashMap<>();
+        out.put("tokens_per_s", tps);
+        out.put("decode_step_ms", decode / 1e6 / iterations / Math.max(1, newTokens - 1));
+        out.put("batch", batch);
+        out.put("prompt_len", promptLen);
+        out.put("new_tokens", newTokens);
+        out.put("device", model.device().toString());
+        out.put("precision", model.precision().configName());
+        out.put("decoder", decoder);
+        out.put("peak_rss_mb", ProcessMemory.peakRssMb());
+        out.put("rss_after_warmup_mb", rssAfterWarmup);
+        out.put("rss_end_mb", rssEnd);
+        out.put("prefill_share", prefill / total);
+        out.put("decode_share", decode / total);
+        out.put("pick_share", pick / total);
+        out.put("calls", iterations);
+        if (mem != null) {
+          out.putAll(mem.asMetrics());
+        }
+        System.out.println(new com.fasterxml.jackson.databind.ObjectMapper().writeValueAsString(out));
       }
     }
     return 0;

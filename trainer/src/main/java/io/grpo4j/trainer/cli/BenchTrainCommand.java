@@ -114,16 +114,31 @@ public final class BenchTrainCommand implements Callable<Integer> {
       System.out.printf(Locale.ROOT, "  %-18s %6.1f%%%n", "other", 100 * (total - accounted) / total);
       System.out.printf(Locale.ROOT, "sampling %.0f tokens/s, training %.0f tokens/s; RSS after warm-up %.0f MB, end %.0f MB%n",
           sampleTok / steps, trainTok / steps, rssWarm, rssEnd);
+      Map<String, Object> last = t.lastMetrics();
+      if (last.containsKey("gpu_mem_peak_mb")) {
+        System.out.printf(Locale.ROOT, "GPU memory: %s MB allocated after the last step, its peak %s MB, reserved %s MB%n",
+            last.get("gpu_mem_allocated_mb"), last.get("gpu_mem_peak_mb"), last.get("gpu_mem_reserved_mb"));
+      }
       if (json) {
-        StringBuilder sb = new StringBuilder("{\"step_s\": ").append(String.format(Locale.ROOT, "%.5f", total / steps));
+        Map<String, Object> out = new LinkedHashMap<>();
+        out.put("step_s", total / steps);
         for (int k = 0; k < phases.length; k++) {
-          sb.append(", \"").append(phases[k].replace("time/", "").replace("_s", "")).append("_share\": ")
-              .append(String.format(Locale.ROOT, "%.4f", sums[k] / total));
+          out.put(phases[k].replace("time/", "").replace("_s", "") + "_share", sums[k] / total);
+          out.put(phases[k].replace("time/", ""), sums[k] / steps);
         }
-        sb.append(String.format(Locale.ROOT, ", \"sampling_tokens_per_s\": %.1f, \"training_tokens_per_s\": %.1f,"
-            + " \"rss_after_warmup_mb\": %.1f, \"rss_end_mb\": %.1f, \"steps\": %d}", sampleTok / steps,
-            trainTok / steps, rssWarm, rssEnd, steps));
-        System.out.println(sb);
+        out.put("sampling_tokens_per_s", sampleTok / steps);
+        out.put("training_tokens_per_s", trainTok / steps);
+        out.put("rss_after_warmup_mb", rssWarm);
+        out.put("rss_end_mb", rssEnd);
+        out.put("steps", steps);
+        out.put("device", cfg.device());
+        out.put("precision", t.policy().precision().configName());
+        for (String k : List.of("gpu_mem_allocated_mb", "gpu_mem_peak_mb", "gpu_mem_reserved_mb")) {
+          if (last.containsKey(k)) {
+            out.put(k, last.get(k));
+          }
+        }
+        System.out.println(new com.fasterxml.jackson.databind.ObjectMapper().writeValueAsString(out));
       }
     } finally {
       AtomicFiles.deleteTree(dir);

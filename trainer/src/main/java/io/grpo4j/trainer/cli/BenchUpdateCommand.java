@@ -2,13 +2,16 @@ package io.grpo4j.trainer.cli;
 
 import ai.djl.ndarray.NDManager;
 import ai.djl.pytorch.jni.JniUtils;
+import io.grpo4j.trainer.device.Gpu;
 import io.grpo4j.trainer.grpo.AdamW;
 import io.grpo4j.trainer.grpo.CompletionBatch;
 import io.grpo4j.trainer.grpo.GrpoLoss;
 import io.grpo4j.trainer.grpo.PolicyUpdate;
 import io.grpo4j.trainer.model.CausalLM;
 import io.grpo4j.trainer.model.HfCheckpoint;
+import java.util.LinkedHashMap;
 import java.util.Locale;
+import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -66,7 +69,8 @@ public final class BenchUpdateCommand implements Callable<Integer> {
       throw new UserError("--rows, --prompt-len, --completion-len and --iterations must be >= 1");
     }
     try (NDManager root = modelOptions.rootManager(); CausalLM policy = modelOptions.load(root);
-        CausalLM reference = beta != 0 ? HfCheckpoint.load(modelOptions.model, root.newSubManager()) : null) {
+        CausalLM reference = beta != 0
+            ? HfCheckpoint.open(modelOptions.model).loadModel(root.newSubManager(), policy.precision()) : null) {
       policy.setTrainable(true);
       int vocab = policy.config().vocabSize();
       SplittableRandom rnd = new SplittableRandom(1);
@@ -83,12 +87,15 @@ public final class BenchUpdateCommand implements Callable<Integer> {
         advantages[i] = rnd.nextDouble() * 2 - 1;
       }
       CompletionBatch batch = new CompletionBatch(prompts, completions, 0);
-      AdamW adam = new AdamW(policy.parameters(), root.newSubManager(), 0.9, 0.999, 1e-8, 0.0);
+      AdamW adam = new AdamW(policy.parameters(), root.newSubManager(), 0.9, 0.999, 1e-8, 0.0)
+          .afterUpdate(policy::weightsChanged);
       GrpoLoss.Settings loss = new GrpoLoss.Settings(lossType, beta, 0.2, 0.2, "token", completionLen, false);
       for (int i = 0; i < warmup; i++) {
         PolicyUpdate.run(policy, reference, adam, batch, advantages, loss, 1.0, 1, minibatch, 1.0, 1e-6, null,
             shards);
       }
+      Gpu.synchronize(policy.device());
+      Gpu.resetPeak(policy.device());
       if (profile != null) {
         JniUtils.startProfile(false, true, false);
       }
@@ -104,6 +111,7 @@ public final class BenchUpdateCommand implements Callable<Integer> {
         fb += s.forwardBackwardNanos();
         opt += s.optimizerNanos();
         ref += s.oldRefNanos();
+        Gpu.synchronize(policy.device());
         each[i] = System.nanoTime() - s0;
       }
       double perStep = (System.nanoTime() - t0) / 1e9 / iterations;
@@ -114,17 +122,36 @@ public final class BenchUpdateCommand implements Callable<Integer> {
       double median = each[iterations / 2] / 1e6;
       double best = each[0] / 1e6;
       int tokens = rows * (promptLen + completionLen);
-      System.out.printf(Locale.ROOT, "policy update, %d rows x (%d + %d) tokens, beta %s, %s: %.1f ms per step,"
-          + " %.0f tokens/s (median %.1f ms, fastest %.1f ms)%n", rows, promptLen, completionLen, beta, lossType,
-          perStep * 1000, tokens / perStep, median, best);
+      System.out.printf(Locale.ROOT, "policy update, %d rows x (%d + %d) tokens, beta %s, %s, %s %s: %.1f ms per"
+          + " step, %.0f tokens/s (median %.1f ms, fastest %.1f ms)%n", rows, promptLen, completionLen, beta, lossType,
+          policy.device(), policy.precision().configName(), perStep * 1000, tokens / perStep, median, best);
       System.out.printf(Locale.ROOT, "  forward+backward %.1f ms, optimizer %.1f ms, reference log-probs %.1f ms%n",
           fb / 1e6 / iterations, opt / 1e6 / iterations, ref / 1e6 / iterations);
+      Gpu.Memory mem = Gpu.memory(policy.device());
+      if (mem != null) {
+        System.out.printf(Locale.ROOT, "  GPU memory: peak %.0f MB allocated, %.0f MB reserved%n",
+            mem.peakAllocated() / 1048576.0, mem.reserved() / 1048576.0);
+      }
       if (json) {
-        System.out.printf(Locale.ROOT, "{\"step_ms\": %.3f, \"median_step_ms\": %.3f, \"fastest_step_ms\": %.3f, \"tokens_per_s\": %.1f, \"forward_backward_ms\": %.3f,"
-            + " \"optimizer_ms\": %.3f, \"reference_ms\": %.3f, \"rows\": %d, \"prompt_len\": %d,"
-            + " \"completion_len\": %d, \"iterations\": %d}%n", perStep * 1000, median, best, tokens / perStep,
-            fb / 1e6 / iterations, opt / 1e6 / iterations, ref / 1e6 / iterations, rows, promptLen, completionLen,
-            iterations);
+        Map<String, Object> out = new LinkedHashMap<>();
+        out.put("step_ms", perStep * 1000);
+        out.put("median_step_ms", median);
+        out.put("fastest_step_ms", best);
+        out.put("tokens_per_s", tokens / perStep);
+        out.put("forward_backward_ms", fb / 1e6 / iterations);
+        out.put("optimizer_ms", opt / 1e6 / iterations);
+        out.put("reference_ms", ref / 1e6 / iterations);
+        out.put("rows", rows);
+        out.put("prompt_len", promptLen);
+        out.put("completion_len", completionLen);
+        out.put("minibatch", minibatch);
+        out.put("iterations", iterations);
+        out.put("device", policy.device().toString());
+        out.put("precision", policy.precision().configName());
+        if (mem != null) {
+          out.putAll(mem.asMetrics());
+        }
+        System.out.println(new com.fasterxml.jackson.databind.ObjectMapper().writeValueAsString(out));
       }
     }
     return 0;

@@ -52,8 +52,7 @@ public final class EvalCommand implements Callable<Integer> {
   @Option(names = "--seed", defaultValue = "0", description = "Default: ${DEFAULT-VALUE}.")
   long seed;
 
-  @Option(names = "--device", defaultValue = "cpu", description = "Default: ${DEFAULT-VALUE}.")
-  String device;
+  @picocli.CommandLine.Mixin DeviceOptions target;
 
   @Option(names = "--json", description = "Print the JSON report to stdout instead of the table.")
   boolean json;
@@ -69,7 +68,7 @@ public final class EvalCommand implements Callable<Integer> {
     }
     Evaluator.Report rep = EvalRunner.run(model, in.dataset(), in.prompt(), in.rewards(), in.plugins(),
         new EvalRunner.Options(k, temperature, topP,
-        maxPrompts, maxNewTokens, split, seed, 1.0), device);
+        maxPrompts, maxNewTokens, split, seed, 1.0), target.device, target.precision);
     String js = new ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsString(rep.metrics());
     if (out != null) {
       Files.writeString(out, js);

@@ -26,6 +26,7 @@ import picocli.CommandLine.Command;
       RewardsCommand.class,
       DataCommand.class,
       BenchCommand.class,
+      EnvCommand.class,
       CommandLine.HelpCommand.class
     })
 public final class GrpoCli implements Runnable {

@@ -7,6 +7,7 @@ import io.grpo4j.trainer.model.Runtime;
 import io.grpo4j.trainer.tokenizer.HfTokenizer;
 import java.io.IOException;
 import java.nio.file.Path;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** The options every model-running command shares. */
@@ -14,19 +15,18 @@ public final class ModelOptions {
   @Option(names = "--model", required = true, description = "Hugging Face model folder (config.json, *.safetensors, tokenizer.json).")
   public Path model;
 
-  @Option(names = "--device", defaultValue = "cpu", description = "cpu, gpu or gpu(N) (default: ${DEFAULT-VALUE}).")
-  public String device;
+  @Mixin public DeviceOptions target;
 
   @Option(names = "--threads", defaultValue = "0",
       description = "PyTorch intra-op threads; 0 = 1 for small models, all cores for hidden size >= 512.")
   public int threads;
 
-  /** Loads the weights onto the device in a child of {@code root}. */
+  /** Loads the weights onto the device in a child of {@code root}, at --precision. */
   public CausalLM load(NDManager root) throws IOException {
     HfCheckpoint ckpt = HfCheckpoint.open(model);
     Runtime.userThreads(threads);
     Runtime.threadsFor(ckpt.config());
-    return ckpt.loadModel(root.newSubManager(Runtime.device(device)));
+    return target.load(ckpt, root);
   }
 
   public HfTokenizer tokenizer() throws IOException {
@@ -34,6 +34,6 @@ public final class ModelOptions {
   }
 
   public NDManager rootManager() {
-    return NDManager.newBaseManager(Runtime.device(device));
+    return target.rootManager();
   }
 }

@@ -65,6 +65,8 @@ public final class SampleCommand implements Callable<Integer> {
   @Option(names = "--seed", defaultValue = "0", description = "Default: ${DEFAULT-VALUE}.")
   long seed;
 
+  @picocli.CommandLine.Mixin DeviceOptions target;
+
   @Option(names = "--out", required = true, description = "JSONL of accepted traces.")
   Path out;
 
@@ -80,7 +82,7 @@ public final class SampleCommand implements Callable<Integer> {
     int accepted = 0;
     int covered = 0;
     Path tmp = out.resolveSibling(out.getFileName() + ".tmp");
-    try (NDManager root = NDManager.newBaseManager(); CausalLM m = ck.loadModel(root.newSubManager());
+    try (NDManager root = target.rootManager(); CausalLM m = target.load(ck, root);
         HfTokenizer tok = HfTokenizer.load(model);
         RewardSet rs = RewardSet.create(RewardRegistry.load(in.plugins()), in.rewards(), 0.0, false, 120, 4);
         BufferedWriter w = Files.newBufferedWriter(tmp, StandardCharsets.UTF_8)) {

@@ -43,7 +43,8 @@ public final class ServeCommand implements Callable<Integer> {
     }
     String name = servedName != null ? servedName : modelOptions.model.toAbsolutePath().normalize().getFileName()
         .toString();
-    InferenceEngine engine = new InferenceEngine(modelOptions.model, modelOptions.device, modelOptions.threads,
+    InferenceEngine engine = new InferenceEngine(modelOptions.model, modelOptions.target.device, modelOptions.target.precision,
+        modelOptions.threads,
         maxBatch, batchWaitMs);
     InferenceServer server;
     try {

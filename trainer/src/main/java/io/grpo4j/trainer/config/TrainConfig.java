@@ -18,6 +18,7 @@ public record TrainConfig(
     String model,
     String referenceModel, // null = the initial policy
     String device,
+    String precision, // auto | fp32 | tf32 | bf16 (see Precision); auto = bf16 on a GPU, fp32 on a CPU
     long seed,
     DatasetSpec dataset,
     PromptFormatter prompt,
@@ -168,7 +169,7 @@ public record TrainConfig(
     DatasetSpec ds = DatasetSpec.parse(c.map("dataset"));
     RolloutConfig rollout = RolloutConfig.parse(c.map("rollout"));
     TrainConfig cfg = new TrainConfig(name, model, c.string("reference_model", null), c.string("device", "cpu"),
-        c.longValue("seed", 42), ds, formatter, promptRaw, List.copyOf(rewards), rset, c.strings("plugins", List.of()),
+        c.oneOf("precision", "auto", "auto", "fp32", "tf32", "bf16"), c.longValue("seed", 42), ds, formatter, promptRaw, List.copyOf(rewards), rset, c.strings("plugins", List.of()),
         grpo, sampling, opt, schedule, training, eval, ckpt, logging, rollout);
     c.finish();
     if (grpo.promptsPerStep() * grpo.groupSize() > 1 << 20) {

@@ -23,6 +23,7 @@ public final class Sampler {
   private final int padId;
   private Timing lastTiming = new Timing(0, 0, 0, 0);
   private final HostStaging staging = new HostStaging(3); // ids, positions, bias
+  private final DeviceDecoder device; // null: the host path
 
   /** Where the last call's time went, in nanoseconds: prompt prefill, decode forwards, CPU token picking. */
   public record Timing(long prefillNanos, long decodeNanos, long pickNanos, long generatedTokens) {}
@@ -33,9 +34,29 @@ public final class Sampler {
     void onToken(int row, long token);
   }
 
+  /** Decodes on the device for a GPU model, on the host for a CPU one. */
   public Sampler(CausalLM model, int padId) {
+    this(model, padId, DeviceDecoder.defaultFor(model.device()));
+  }
+
+  /**
+   * @param onDevice true: static shapes, tokens picked on the device, CUDA graphs when available (the GPU path);
+   *     false: finished rows leave the batch and tokens are picked on the host (fastest for small CPU models)
+   */
+  public Sampler(CausalLM model, int padId, boolean onDevice) {
     this.model = model;
     this.padId = padId;
+    this.device = onDevice ? new DeviceDecoder(model, padId) : null;
+  }
+
+  /** Whether this sampler decodes on the device (static shapes, device-side picking) rather than on the host. */
+  public boolean decodesOnDevice() {
+    return device != null;
+  }
+
+  /** Whether device decoding replays captured CUDA graphs. */
+  public boolean usesCudaGraphs() {
+    return device != null && device.usesGraphs();
   }
 
   /**
@@ -155,28 +176,20 @@ public final class Sampler {
       }
     }
 
+    if (device != null) {
+      lastTiming = deviceGenerate(reqs, rows, lp, maxNew, firstRow, reqOf, promptMask, nextPosition, rng, out,
+          logps, outLen, reason, seen, seenLen, listener, stopCheck);
+      return results(rows, reqOf, out, outLen, reason, logps);
+    }
     try (NoGrad noGrad = NoGrad.enter(); NDManager gen = model.manager().newSubManager()) {
       KvCache cache = new KvCache(model.config().numHiddenLayers(), gen);
       float[] logits; // (active rows, V)
       try (NDManager s = gen.newSubManager()) {
-        int[][] mask = new int[b0][];
-        long[] ids = new long[b0 * lp];
-        long[] pos = new long[b0 * lp];
-        for (int i = 0; i < b0; i++) {
-          long[] pr = reqs.get(i).prompt();
-          mask[i] = promptMask[firstRow[i]];
-          Arrays.fill(ids, i * lp, (i + 1) * lp, padId);
-          System.arraycopy(pr, 0, ids, i * lp + lp - pr.length, pr.length);
-          for (int t = 0; t < pr.length; t++) {
-            pos[i * lp + lp - pr.length + t] = t;
-          }
-        }
-        NDArray hidden = model.hidden(staging.longs(s, 0, ids, new Shape(b0, lp)),
-            staging.longs(s, 1, pos, new Shape(b0, lp)), AttentionBias.of(s, mask, lp, staging, 2), cache);
-        float[] promptLogits = model.logits(hidden.get(":, -1, :")).toFloatArray(); // (b0, V)
+        NDArray promptLogits = prefill(reqs, lp, firstRow, promptMask, s, cache); // (b0, V)
+        float[] host = promptLogits.toFloatArray();
         logits = new float[rows * vocab];
         for (int r = 0; r < rows; r++) {
-          System.arraycopy(promptLogits, reqOf[r] * vocab, logits, r * vocab, vocab);
+          System.arraycopy(host, reqOf[r] * vocab, logits, r * vocab, vocab);
         }
       }
       boolean uniform = reqs.stream().allMatch(q -> q.n() == reqs.get(0).n());
@@ -254,18 +267,92 @@ public final class Sampler {
           }
           NDArray hidden = model.hidden(staging.longs(s, 0, Arrays.copyOf(next, kept), new Shape(kept, 1)),
               staging.longs(s, 1, pos, new Shape(kept, 1)), AttentionBias.of(s, mask, 1, staging, 2), cache);
-          logits = model.logits(hidden).toFloatArray(); // (kept, 1, V)
+          logits = model.toFloat32(model.logits(hidden)).toFloatArray(); // (kept, 1, V)
         }
       }
     }
     long total = System.nanoTime() - t0;
     lastTiming = new Timing(prefillNanos, total - prefillNanos - pickNanos, pickNanos, generated);
+    return results(rows, reqOf, out, outLen, reason, logps);
+  }
+
+  private static List<Generation> results(int rows, int[] reqOf, long[][] out, int[] outLen, String[] reason,
+      float[][] logps) {
     List<Generation> result = new ArrayList<>(rows);
     for (int r = 0; r < rows; r++) {
       result.add(new Generation(reqOf[r], Arrays.copyOf(out[r], outLen[r]), reason[r] == null ? "length" : reason[r],
           logps[r] == null ? null : Arrays.copyOf(logps[r], outLen[r])));
     }
     return result;
+  }
+
+  /**
+   * Prefills the prompts (left-padded to {@code lp}, one row per request) into {@code cache} and returns the last
+   * position's logits, (requests, V) float32, in {@code s}.
+   */
+  private NDArray prefill(List<Request> reqs, int lp, int[] firstRow, int[][] promptMask, NDManager s,
+      KvCache cache) {
+    int b0 = reqs.size();
+    int[][] mask = new int[b0][];
+    long[] ids = new long[b0 * lp];
+    long[] pos = new long[b0 * lp];
+    for (int i = 0; i < b0; i++) {
+      long[] pr = reqs.get(i).prompt();
+      mask[i] = promptMask[firstRow[i]];
+      Arrays.fill(ids, i * lp, (i + 1) * lp, padId);
+      System.arraycopy(pr, 0, ids, i * lp + lp - pr.length, pr.length);
+      for (int t = 0; t < pr.length; t++) {
+        pos[i * lp + lp - pr.length + t] = t;
+      }
+    }
+    NDArray hidden = model.hidden(staging.longs(s, 0, ids, new Shape(b0, lp)),
+        staging.longs(s, 1, pos, new Shape(b0, lp)), AttentionBias.of(s, mask, lp, staging, 2), cache);
+    return model.toFloat32(model.logits(hidden.get(":, -1, :")));
+  }
+
+  /** The GPU path: static shapes, tokens picked on the device, CUDA graphs (see {@link DeviceDecoder}). */
+  private Timing deviceGenerate(List<Request> reqs, int rows, int lp, int maxNew, int[] firstRow, int[] reqOf,
+      int[][] promptMask, long[] nextPosition, SplittableRandom[] rng, long[][] out, float[][] logps, int[] outLen,
+      String[] reason, long[][] seen, int[] seenLen, TokenListener listener, StopCheck stopCheck) {
+    int b0 = reqs.size();
+    SamplingParams[] params = new SamplingParams[rows];
+    for (int r = 0; r < rows; r++) {
+      params[r] = reqs.get(reqOf[r]).params();
+    }
+    long[][] prompts = new long[b0][];
+    int[][] masks = new int[b0][];
+    for (int i = 0; i < b0; i++) {
+      prompts[i] = reqs.get(i).prompt();
+      masks[i] = promptMask[firstRow[i]];
+    }
+    try (NoGrad noGrad = NoGrad.enter(); NDManager gen = model.manager().newSubManager()) {
+      long p0 = System.nanoTime();
+      KvCache cache = new KvCache(model.config().numHiddenLayers(), gen);
+      NDArray first = prefill(reqs, lp, firstRow, promptMask, gen, cache);
+      long p1 = System.nanoTime();
+      device.decode(rows, lp, maxNew, reqOf, masks, prompts, params, rng, nextPosition, cache, first,
+          (r, tok, logp) -> {
+            SamplingParams p = params[r];
+            if (logps[r] != null) {
+              logps[r][outLen[r]] = logp;
+            }
+            out[r][outLen[r]++] = tok;
+            seen[r][seenLen[r]++] = tok;
+            if (listener != null) {
+              listener.onToken(r, tok);
+            }
+            if (p.isStop(tok) || stopCheck != null && stopCheck.stop(r, tok)) {
+              reason[r] = "stop";
+              return false;
+            }
+            if (outLen[r] == p.maxNewTokens()) {
+              reason[r] = "length";
+              return false;
+            }
+            return true;
+          });
+      return new Timing(p1 - p0, System.nanoTime() - p1, 0, Arrays.stream(outLen).sum());
+    }
   }
 
   /** SplitMix64 finaliser: decorrelates the streams of neighbouring completions. */

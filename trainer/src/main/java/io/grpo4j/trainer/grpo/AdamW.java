@@ -41,6 +41,7 @@ public final class AdamW {
   private NDManager scratch; // holds the gathered gradient between gradNorm()/scaleGradients() and update()
   private NDArray flatGrad;
   private List<List<NDArray>> gradientSources; // null: the parameters' own gradients
+  private Runnable afterUpdate = () -> {};
 
   public AdamW(Map<String, NDArray> params, NDManager state, double beta1, double beta2, double eps,
       double weightDecay) {
@@ -76,6 +77,12 @@ public final class AdamW {
 
   public long step() {
     return step;
+  }
+
+  /** Runs after every update, once the parameters hold their new values (models refresh derived copies). */
+  public AdamW afterUpdate(Runnable r) {
+    this.afterUpdate = r;
+    return this;
   }
 
   public void setStep(long step) {
@@ -236,6 +243,7 @@ public final class AdamW {
       parts.attach(tmp);
     }
     zeroGradients();
+    afterUpdate.run();
   }
 
   /** All gradients as one flat vector (gathered once per update; gradients must be final when first asked). */

@@ -11,6 +11,7 @@ import io.grpo4j.rewards.RewardSpec;
 import io.grpo4j.trainer.generation.SamplingParams;
 import io.grpo4j.trainer.model.CausalLM;
 import io.grpo4j.trainer.model.HfCheckpoint;
+import io.grpo4j.trainer.model.Precision;
 import io.grpo4j.trainer.model.Runtime;
 import io.grpo4j.trainer.rollout.LocalRollout;
 import io.grpo4j.trainer.rollout.PromptEncoder;
@@ -27,7 +28,7 @@ public final class EvalRunner {
       long seed, double threshold) {}
 
   public static Evaluator.Report run(Path model, DatasetSpec data, PromptFormatter prompt, List<RewardSpec> rewards,
-      List<Path> plugins, Options o, String device) throws IOException {
+      List<Path> plugins, Options o, String device, String precision) throws IOException {
     Dataset d = Dataset.open(data);
     PromptSet set = o.split().equals("train") ? d.train() : d.eval();
     if (set.size() == 0 && o.split().equals("eval")) {
@@ -36,7 +37,7 @@ public final class EvalRunner {
     HfCheckpoint ck = HfCheckpoint.open(model);
     Runtime.threadsFor(ck.config());
     try (NDManager root = NDManager.newBaseManager(Runtime.device(device));
-        CausalLM m = ck.loadModel(root.newSubManager());
+        CausalLM m = ck.loadModel(root.newSubManager(), Precision.parse("--precision", precision, root.getDevice()));
         HfTokenizer tok = HfTokenizer.load(model);
         RewardSet rs = RewardSet.create(RewardRegistry.load(plugins), rewards, 0.0, false, 120, 4)) {
       PromptEncoder enc = new PromptEncoder(tok, prompt);

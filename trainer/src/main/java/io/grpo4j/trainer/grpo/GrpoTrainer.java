@@ -8,11 +8,12 @@ import io.grpo4j.datasets.Dataset;
 import io.grpo4j.rewards.RewardRegistry;
 import io.grpo4j.rewards.RewardSet;
 import io.grpo4j.trainer.config.TrainConfig;
+import io.grpo4j.trainer.device.Gpu;
 import io.grpo4j.trainer.generation.Generation;
 import io.grpo4j.trainer.generation.SamplingParams;
 import io.grpo4j.trainer.model.CausalLM;
 import io.grpo4j.trainer.model.HfCheckpoint;
-import io.grpo4j.trainer.model.NoGrad;
+import io.grpo4j.trainer.model.Precision;
 import io.grpo4j.trainer.model.Runtime;
 import io.grpo4j.trainer.rollout.LocalRollout;
 import io.grpo4j.trainer.rollout.OpenAiRollout;
@@ -60,6 +61,7 @@ public final class GrpoTrainer implements AutoCloseable {
   private int consecutiveSkips;
   private long refSyncedStep;
   private boolean warnedNoLogprobs;
+  private Map<String, Object> lastMetrics = Map.of();
 
   private GrpoTrainer(TrainConfig cfg, Path runDir, Path policyDir, Path refDir, TrainerState state) throws IOException {
     this.cfg = cfg;
@@ -71,9 +73,11 @@ public final class GrpoTrainer implements AutoCloseable {
     if (cfg.training().threads() == 0) {
       Runtime.threadsFor(start.config());
     }
-    this.policy = start.loadModel(root.newSubManager());
+    Precision precision = Precision.parse("precision", cfg.precision(), root.getDevice());
+    this.policy = start.loadModel(root.newSubManager(), precision);
     policy.setTrainable(true);
-    this.reference = cfg.grpo().beta() != 0 ? HfCheckpoint.load(refDir, root.newSubManager()) : null;
+    this.reference = cfg.grpo().beta() != 0
+        ? HfCheckpoint.open(refDir).loadModel(root.newSubManager(), precision) : null;
     this.tokenizer = HfTokenizer.load(Path.of(cfg.model()));
     this.encoder = new PromptEncoder(tokenizer, cfg.prompt());
     this.dataset = Dataset.open(cfg.dataset());
@@ -86,7 +90,7 @@ public final class GrpoTrainer implements AutoCloseable {
         : new LocalRollout(policy, tokenizer.padTokenId());
     var o = cfg.optimizer();
     this.optimizer = new AdamW(policy.parameters(), root.newSubManager(), o.beta1(), o.beta2(), o.eps(),
-        o.weightDecay());
+        o.weightDecay()).afterUpdate(policy::weightsChanged);
     this.schedule = new LrSchedule(cfg.schedule().type(), o.lr(), cfg.schedule().warmupSteps(),
         cfg.training().steps(), cfg.schedule().minLrRatio());
     this.checkpointer = new Checkpointer(runDir, cfg.checkpoint().keepLast());
@@ -163,6 +167,11 @@ public final class GrpoTrainer implements AutoCloseable {
     return policy;
   }
 
+  /** The last step's metrics row (empty before the first step). */
+  public Map<String, Object> lastMetrics() {
+    return lastMetrics;
+  }
+
   /** Runs until {@code training.steps}; {@code onStep} sees each step's metrics (progress display). */
   public void train(Consumer<Map<String, Object>> onStep, java.util.function.BooleanSupplier stopRequested)
       throws IOException {
@@ -192,6 +201,7 @@ public final class GrpoTrainer implements AutoCloseable {
   /** One GRPO step. */
   public Map<String, Object> step() throws IOException {
     long t0 = System.nanoTime();
+    Gpu.resetPeak(policy.device()); // gpu_mem_peak_mb is this step's peak
     step++;
     var g = cfg.grpo();
     SamplingParams params = samplingParams(cfg.sampling().maxCompletionLength(), cfg.sampling().temperature(), false);
@@ -281,7 +291,12 @@ public final class GrpoTrainer implements AutoCloseable {
     if (cfg.rollout().remote()) {
       StepMetrics.addRollout(m, u == null ? null : u.mismatch(), retries, healthyServers, syncSecs);
     }
+    Gpu.Memory mem = Gpu.memory(policy.device());
+    if (mem != null) {
+      m.putAll(mem.asMetrics());
+    }
     metrics.write(m);
+    lastMetrics = m;
     writeSamples(batch, adv.advantages());
     if (u != null && u.skipped()) {
       System.err.println("step " + step + ": non-finite loss or gradient (loss " + u.loss() + ", grad norm "
@@ -368,12 +383,9 @@ public final class GrpoTrainer implements AutoCloseable {
 
   /** Copies the policy's weights into the reference model (TRL's sync_ref_model). */
   private void syncReference() {
-    try (NoGrad noGrad = NoGrad.enter()) {
-      for (var e : policy.parameters().entrySet()) {
-        NDArray dst = reference.parameters().get(e.getKey());
-        dst.set(java.nio.FloatBuffer.wrap(e.getValue().toFloatArray()));
-      }
-    }
+    Map<String, float[]> values = new LinkedHashMap<>();
+    policy.parameters().forEach((name, p) -> values.put(name, p.toFloatArray()));
+    reference.overwriteWeights(values);
     refSyncedStep = step;
   }
 

@@ -8,7 +8,8 @@ import io.grpo4j.trainer.model.CausalLM;
 /**
  * Per-token log-probabilities of the completion tokens under a model: log_softmax(logits / temperature) at the
  * positions that predict each completion token, gathered at that token. Only those positions go through the LM
- * head. Runs under autograd when the caller is inside a GradientCollector, without it otherwise.
+ * head. Runs under autograd when the caller is inside a GradientCollector, without it otherwise. The log-softmax,
+ * log-probs and entropy are float32 under every precision.
  */
 public final class PolicyLogProbs {
   private PolicyLogProbs() {}
@@ -21,7 +22,8 @@ public final class PolicyLogProbs {
     int c = b.completionLength();
     NDArray hidden = model.hidden(b.inputIds(m), b.positions(m), b.attentionBias(m), null); // (N, P+C, H)
     NDArray predicting = hidden.get(new NDIndex(":, {}:{}, :", p - 1, p - 1 + c)); // (N, C, H)
-    NDArray logits = model.logits(predicting); // (N, C, V)
+    // (N, C, V): float32 for the log-softmax whatever the matmuls ran in (autocast does the same)
+    NDArray logits = model.toFloat32(model.logits(predicting));
     if (temperature != 1.0) {
       logits = logits.div((float) temperature);
     }

@@ -7,10 +7,12 @@ import ai.djl.ndarray.types.Shape;
 /**
  * Additive attention bias for left-padded batches: 0 where query t may attend key s (s is a real token and not in
  * t's future), a large negative number elsewhere. transformers uses the dtype's minimum instead of -inf so that a
- * padding query row, which may attend nothing, softmaxes to a uniform row instead of NaN; so do we.
+ * padding query row, which may attend nothing, softmaxes to a uniform row instead of NaN; so do we, with bfloat16's
+ * minimum (exact in float32 too), so that the bias keeps its value when a bf16 kernel takes it. Added to scores of
+ * order one it swamps them exactly like float32's minimum does, so float32 results are the same.
  */
 public final class AttentionBias {
-  public static final float MASKED = -Float.MAX_VALUE;
+  public static final float MASKED = -3.3895314e38f; // -(2 - 2^-7) * 2^127, bfloat16's lowest
 
   private AttentionBias() {}
 

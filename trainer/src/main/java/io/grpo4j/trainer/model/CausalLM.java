@@ -10,9 +10,13 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Activation;
 import ai.djl.nn.core.Embedding;
 import ai.djl.nn.core.Linear;
+import ai.djl.pytorch.jni.JniUtils;
+import io.grpo4j.trainer.device.NativeTorch;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -20,6 +24,11 @@ import java.util.Map;
  * RMSNorm, SwiGLU MLP), a final RMSNorm and the LM head. Parameters live in one long-lived manager under their
  * Hugging Face names; every activation belongs to the manager of the input ids, so a caller that works in a
  * per-step sub-manager frees all of a step's memory by closing it.
+ *
+ * <p>The parameters are float32 (the master copy that AdamW updates and checkpoints hold). Matmuls run in the
+ * {@link Precision}'s compute dtype: under autograd each forward casts the weights it needs (a cast autograd records,
+ * so gradients land on the float32 parameters, as under torch.autocast); without autograd (sampling, reference and
+ * old log-probs) a cached copy is used, stacked and cast once and refreshed in place after {@link #weightsChanged}.
  */
 public final class CausalLM implements AutoCloseable {
   private final ModelConfig config;
@@ -36,6 +45,11 @@ public final class CausalLM implements AutoCloseable {
   private final NDArray minusHalf;
   private final NDArray attentionScale;
   private static final int[] LAST_AXIS = {-1};
+  private Precision precision = Precision.FP32;
+  private NDArray rotateHalfCompute; // rotateHalf in the compute dtype (bf16), else null
+  private InferenceWeights inference; // the no-grad forwards' weights, built on first use
+  private boolean inferenceStale;
+  private boolean fusedAttention; // libtorch's scaled_dot_product_attention for full forwards (GPU + native library)
 
   /** One decoder layer's parameters, looked up once instead of by name on every call. */
   private record Block(
@@ -89,6 +103,7 @@ public final class CausalLM implements AutoCloseable {
     this.eps = manager.create((float) config.rmsNormEps());
     this.minusHalf = manager.create(-0.5f);
     this.attentionScale = manager.create((float) (1.0 / Math.sqrt(d)));
+    this.fusedAttention = manager.getDevice().isGpu() && NativeTorch.available();
   }
 
   public ModelConfig config() {
@@ -101,6 +116,57 @@ public final class CausalLM implements AutoCloseable {
 
   public Device device() {
     return manager.getDevice();
+  }
+
+  public Precision precision() {
+    return precision;
+  }
+
+  /** Sets the arithmetic of every later forward (checks that this device and PyTorch build can run it). */
+  public void setPrecision(Precision p) {
+    p.apply(device());
+    this.precision = p;
+    if (rotateHalfCompute != null) { // (replicas share it but never change precision)
+      rotateHalfCompute.close();
+    }
+    rotateHalfCompute = null;
+    if (p.mixed()) {
+      rotateHalfCompute = rotateHalf.toType(p.computeType(), false);
+    }
+    dropInferenceWeights();
+    fusedAttention = device().isGpu() && NativeTorch.available();
+  }
+
+  /** Whether full forwards use libtorch's fused attention (CUDA with the native library) rather than matmuls. */
+  public boolean fusedAttention() {
+    return fusedAttention;
+  }
+
+  /**
+   * Says that the parameters were changed in place (an optimizer step, a weight reload): the cached inference
+   * weights are refreshed, in place, before the next forward without autograd.
+   */
+  public void weightsChanged() {
+    inferenceStale = true;
+  }
+
+  /**
+   * Overwrites parameters in place (same storage, so anything holding them, a captured CUDA graph included, sees
+   * the new values): a weight reload, a reference-model sync. Every name must be a parameter of this model with its
+   * exact element count.
+   */
+  public void overwriteWeights(Map<String, float[]> values) {
+    try (NoGrad g = NoGrad.enter(); NDManager tmp = manager.newSubManager()) {
+      for (Map.Entry<String, float[]> e : values.entrySet()) {
+        NDArray p = params.get(e.getKey());
+        if (p == null || p.size() != e.getValue().length) {
+          throw new IllegalArgumentException("tensor \"" + e.getKey() + "\": " + (p == null ? "not a parameter"
+              : e.getValue().length + " values for a parameter of shape " + p.getShape()));
+        }
+        p.set(new ai.djl.ndarray.index.NDIndex("..."), tmp.create(e.getValue(), p.getShape()));
+      }
+    }
+    weightsChanged();
   }
 
   /** Parameters by Hugging Face name (read-only view; the arrays themselves are live). */
@@ -122,7 +188,11 @@ public final class CausalLM implements AutoCloseable {
       a.setRequiresGradient(true);
       alias.put(e.getKey(), a);
     }
-    return new CausalLM(config, m, alias);
+    CausalLM r = new CausalLM(config, m, alias);
+    r.precision = precision;
+    r.fusedAttention = fusedAttention;
+    r.rotateHalfCompute = rotateHalfCompute; // a constant, owned by this model
+    return r;
   }
 
   /** Turns autograd tracking of every parameter on or off (the reference model never needs it). */
@@ -140,40 +210,87 @@ public final class CausalLM implements AutoCloseable {
    *
    * @param inputIds (B, T) int64 token ids, in the caller's step manager
    * @param positionIds (B, T) int64 positions ({@code cumsum(mask) - 1} for left-padded batches)
-   * @param attentionBias (B, 1, T, T_past + T) float32, 0 where attending is allowed and a large negative value
-   *     elsewhere (see {@link AttentionBias})
+   * @param attentionBias (B, 1, T, T_keys) float32, 0 where attending is allowed and {@link AttentionBias#MASKED}
+   *     elsewhere (see {@link AttentionBias}); T_keys = T_past + T, or a {@link StaticKvCache}'s capacity
    * @param cache keys/values of earlier tokens, extended in place; null for a plain full forward
-   * @return the final normed hidden states (B, T, H); pass them to {@link #logits}
+   * @return the final normed hidden states (B, T, H), float32; pass them to {@link #logits}
    */
-  public NDArray hidden(NDArray inputIds, NDArray positionIds, NDArray attentionBias, KvCache cache) {
-    NDArray x = Embedding.embedding(inputIds, embed, ai.djl.ndarray.types.SparseFormat.DENSE).singletonOrThrow(); // (B, T, H)
-    Rotary rot = rotary(positionIds);
-    for (int i = 0; i < blocks.length; i++) {
-      NDArray next = block(i, x, rot, attentionBias, cache);
+  public NDArray hidden(NDArray inputIds, NDArray positionIds, NDArray attentionBias, KvStore cache) {
+    try (LayerWeights.Set w = weightsForForward()) {
+      NDArray x = Embedding.embedding(inputIds, embed, ai.djl.ndarray.types.SparseFormat.DENSE).singletonOrThrow(); // (B, T, H)
+      Rotary rot = rotary(positionIds);
+      NDArray mask = attentionBias;
+      boolean fused = fusedAttention && cache == null;
+      if (fused && attentionBias.getDataType() != precision.computeType()) {
+        mask = attentionBias.toType(precision.computeType(), false); // the fused kernels take the query's dtype
+      }
+      for (int i = 0; i < blocks.length; i++) {
+        NDArray next = block(i, w.layer(i), x, rot, mask, cache, fused);
+        x.close();
+        x = next;
+      }
+      rot.close();
+      if (mask != attentionBias) {
+        mask.close();
+      }
+      NDArray out = rmsNorm(x, finalNorm);
       x.close();
-      x = next;
+      return out;
     }
-    rot.close();
-    NDArray out = rmsNorm(x, finalNorm);
-    x.close();
+  }
+
+  /**
+   * Logits over the vocabulary for the given hidden states: (..., H) -> (..., V), in the compute dtype (bf16 logits
+   * under bf16, as autocast gives them; callers take log-softmax in float32, see {@link #toFloat32}).
+   */
+  public NDArray logits(NDArray hidden) {
+    if (!precision.mixed()) {
+      return Linear.linear(hidden, lmHead).singletonOrThrow();
+    }
+    boolean grad = JniUtils.isGradMode();
+    NDArray head = grad ? NativeTorch.castWithGrad(lmHead, precision.computeType()) : inferenceWeights().lmHead();
+    NDArray h = toCompute(hidden);
+    NDArray out = Linear.linear(h, head).singletonOrThrow();
+    if (h != hidden) {
+      h.close();
+    }
+    if (grad) {
+      head.close();
+    }
     return out;
   }
 
-  /** Logits over the vocabulary for the given hidden states: (..., H) -> (..., V). */
-  public NDArray logits(NDArray hidden) {
-    return Linear.linear(hidden, lmHead).singletonOrThrow();
+  /** {@code a} as float32 (itself when it already is), recorded by autograd when it is on. */
+  public NDArray toFloat32(NDArray a) {
+    return cast(a, DataType.FLOAT32);
   }
 
-  /** Convenience: full logits (B, T, V) of a batch without cache. */
+  /** Convenience: full logits (B, T, V) of a batch without cache, float32. */
   public NDArray forward(NDArray inputIds, NDArray positionIds, NDArray attentionBias) {
     NDArray h = hidden(inputIds, positionIds, attentionBias, null);
     NDArray logits = logits(h);
     h.close();
-    return logits;
+    NDArray f = toFloat32(logits);
+    if (f != logits) {
+      logits.close();
+    }
+    return f;
   }
 
-  private NDArray block(int layer, NDArray x, Rotary rot, NDArray bias, KvCache cache) {
-    Block w = blocks[layer];
+  private NDArray toCompute(NDArray a) {
+    return cast(a, precision.computeType());
+  }
+
+  private NDArray cast(NDArray a, DataType type) {
+    if (a.getDataType() == type) {
+      return a;
+    }
+    return JniUtils.isGradMode() ? NativeTorch.castWithGrad(a, type) : a.toType(type, false);
+  }
+
+  private NDArray block(int layer, LayerWeights w, NDArray x, Rotary rot, NDArray bias, KvStore cache,
+      boolean fused) {
+    Block p = blocks[layer];
     long b = x.getShape().get(0);
     long t = x.getShape().get(1);
     int nH = config.numAttentionHeads();
@@ -183,13 +300,12 @@ public final class CausalLM implements AutoCloseable {
 
     // q, k and v from one matmul against the three weights stacked (fewer, bigger ops: this is what a small model
     // spends its time on), in (B, T, heads, D), where the rotate-half matmul needs no copy
-    NDArray h = rmsNorm(x, w.inputNorm());
-    NDArray qkv = heads(stackedLinear(h, w.qkv(), w.qkvBias()), b, t, nH + 2 * nKv, d);
-    h.close();
+    NDArray h = compute(rmsNorm(x, p.inputNorm()));
+    NDArray qkv = heads(closing(Linear.linear(h, w.qkv(), w.qkvBias()).singletonOrThrow(), h), b, t, nH + 2 * nKv, d);
     NDArray q;
     NDArray k;
     NDArray vh;
-    if (w.qNorm() == null) {
+    if (p.qNorm() == null) {
       // one rotation for all heads: v's table rows are cos = 1, sin = 0, the query rows carry 1/sqrt(D)
       NDArray rotated = closing(applyRope(qkv, rot.cosAll(), rot.sinAll()), qkv);
       NDList parts = rotated.split(new long[] {nH, nH + nKv}, 2);
@@ -197,47 +313,37 @@ public final class CausalLM implements AutoCloseable {
       q = parts.get(0);
       k = parts.get(1);
       vh = parts.get(2);
-    } else { // Qwen3: per-head RMSNorm of q and k before the rotation
+    } else { // Qwen3: per-head RMSNorm of q and k (in float32) before the rotation
       NDList parts = qkv.split(new long[] {nH, nH + nKv}, 2);
       qkv.close();
-      NDArray qn = closing(rmsNorm(parts.get(0), w.qNorm()), parts.get(0));
-      NDArray kn = closing(rmsNorm(parts.get(1), w.kNorm()), parts.get(1));
+      NDArray qn = closing(rmsNorm(parts.get(0), p.qNorm()), parts.get(0));
+      NDArray kn = closing(rmsNorm(parts.get(1), p.kNorm()), parts.get(1));
       q = closing(applyRope(qn, rot.cosQ(), rot.sinQ()), qn); // carries the 1/sqrt(D) attention scale
       k = closing(applyRope(kn, rot.cos(), rot.sin()), kn);
       vh = parts.get(2);
     }
+    // the rotation ran in float32 (float32 tables, as transformers under autocast); attention takes the compute dtype
+    q = compute(q);
+    k = compute(k);
+    vh = compute(vh);
     NDArray kt = closing(k.transpose(0, 2, 1, 3), k); // (B, nKv, T, D)
     NDArray v = closing(vh.transpose(0, 2, 1, 3), vh);
     if (cache != null) {
-      NDArray[] kv = cache.append(layer, kt, v); // the cache owns the full arrays (and kt, v)
+      NDArray[] kv = cache.append(layer, kt, v); // the cache owns the full arrays from here on
       kt = kv[0];
       v = kv[1];
     }
-    long tk = kt.getShape().get(2);
-    // Grouped-query attention without copying K/V per head: head h = g * rep + r uses kv head g, so the rep
-    // query heads of a group are stacked along the time axis and share one matmul with their kv head.
-    NDArray qt = closing(q.transpose(0, 2, 1, 3), q);
-    NDArray qg = closing(qt.reshape(b, nKv, (long) rep * t, d), qt);
-    NDArray kT = kt.transpose(0, 1, 3, 2);
-    NDArray raw = closing(qg.matMul(kT), qg, kT); // (B, nKv, rep*T, Tk)
-    NDArray scores = closing(raw.reshape(b, nH, t, tk), raw);
-    NDArray biased = closing(scores.add(bias), scores); // (B, nH, T, Tk)
-    NDArray probs = closing(biased.softmax(-1), biased);
-    NDArray pg = closing(probs.reshape(b, nKv, (long) rep * t, tk), probs);
-    NDArray ctx = closing(pg.matMul(v), pg); // (B, nKv, rep*T, D)
+    NDArray attn = fused ? fusedAttention(q, kt, v, bias, b, t) : attention(q, kt, v, bias, b, t);
     if (cache == null) {
       kt.close();
       v.close();
     }
-    NDArray ctxH = closing(ctx.reshape(b, nH, t, d), ctx);
-    NDArray ctxT = closing(ctxH.transpose(0, 2, 1, 3), ctxH);
-    NDArray attn = closing(ctxT.reshape(b, t, (long) nH * d), ctxT); // (B, T, nH*D)
     NDArray o = closing(Linear.linear(attn, w.o()).singletonOrThrow(), attn);
-    NDArray x1 = closing(x.add(o), o);
+    NDArray x1 = closing(x.add(o), o); // float32 residual stream (float32 + bf16 promotes)
 
     // gate and up stay two matmuls: one stacked matmul, split into views, measured no faster for the update here
     // (unlike q/k/v, whose views are copied for attention anyway)
-    NDArray h2 = rmsNorm(x1, w.postNorm());
+    NDArray h2 = compute(rmsNorm(x1, p.postNorm()));
     NDArray gate = Linear.linear(h2, w.gate()).singletonOrThrow();
     NDArray up = closing(Linear.linear(h2, w.up()).singletonOrThrow(), h2);
     NDArray sig = Activation.sigmoid(gate);
@@ -249,16 +355,75 @@ public final class CausalLM implements AutoCloseable {
     return out;
   }
 
-  /** x W^T + b against weights (and biases, or null) stacked along the output axis: one small concat, one matmul. */
-  private static NDArray stackedLinear(NDArray x, NDArray[] weights, NDArray[] biases) {
-    NDArray w = NDArrays.concat(new NDList(weights), 0);
-    NDArray bias = biases == null ? null : NDArrays.concat(new NDList(biases), 0);
-    NDArray out = Linear.linear(x, w, bias).singletonOrThrow();
-    w.close();
-    if (bias != null) {
-      bias.close();
+  /**
+   * Grouped-query attention with matmuls, without copying K/V per head: head h = g * rep + r uses kv head g, so the
+   * rep query heads of a group are stacked along the time axis and share one matmul with their kv head. Softmax in
+   * float32 (the bias is float32, so bf16 scores are promoted), as transformers' eager attention does it.
+   *
+   * @param q (B, T, nH, D) with the 1/sqrt(D) scale applied; kt, v (B, nKv, Tk, D)
+   * @return (B, T, nH*D) in the compute dtype
+   */
+  private NDArray attention(NDArray q, NDArray kt, NDArray v, NDArray bias, long b, long t) {
+    int nH = config.numAttentionHeads();
+    int nKv = config.numKeyValueHeads();
+    int d = config.headDim();
+    int rep = nH / nKv;
+    long tk = kt.getShape().get(2);
+    NDArray qt = closing(q.transpose(0, 2, 1, 3), q);
+    NDArray qg = closing(qt.reshape(b, nKv, (long) rep * t, d), qt);
+    NDArray kT = kt.transpose(0, 1, 3, 2);
+    NDArray raw = closing(qg.matMul(kT), qg, kT); // (B, nKv, rep*T, Tk)
+    NDArray scores = closing(raw.reshape(b, nH, t, tk), raw);
+    NDArray biased = closing(scores.add(bias), scores); // (B, nH, T, Tk)
+    NDArray probs = compute(closing(biased.softmax(-1), biased));
+    NDArray pg = closing(probs.reshape(b, nKv, (long) rep * t, tk), probs);
+    NDArray ctx = closing(pg.matMul(v), pg); // (B, nKv, rep*T, D)
+    NDArray ctxH = closing(ctx.reshape(b, nH, t, d), ctx);
+    NDArray ctxT = closing(ctxH.transpose(0, 2, 1, 3), ctxH);
+    return closing(ctxT.reshape(b, t, (long) nH * d), ctxT); // (B, T, nH*D)
+  }
+
+  /**
+   * The same through libtorch's scaled_dot_product_attention (flash / memory-efficient kernels: no (T, Tk) score
+   * matrix kept for backward). K/V heads are repeated for the query heads: the memory-efficient kernel, the one that
+   * takes a padding mask, has no grouped-query mode.
+   */
+  private NDArray fusedAttention(NDArray q, NDArray kt, NDArray v, NDArray mask, long b, long t) {
+    int nH = config.numAttentionHeads();
+    int nKv = config.numKeyValueHeads();
+    int d = config.headDim();
+    long tk = kt.getShape().get(2);
+    NDArray qt = closing(q.transpose(0, 2, 1, 3), q); // (B, nH, T, D)
+    NDArray k = kt;
+    NDArray vv = v;
+    if (nH != nKv) {
+      k = repeatHeads(kt, b, nKv, nH / nKv, tk, d);
+      vv = repeatHeads(v, b, nKv, nH / nKv, tk, d);
     }
-    return out;
+    // q already carries 1/sqrt(D) (folded into the rotary tables)
+    NDArray ctx = closing(NativeTorch.attention(qt, k, vv, mask, 1.0), qt); // (B, nH, T, D)
+    if (k != kt) {
+      k.close();
+      vv.close();
+    }
+    NDArray ctxT = closing(ctx.transpose(0, 2, 1, 3), ctx);
+    return closing(ctxT.reshape(b, t, (long) nH * d), ctxT);
+  }
+
+  /** (B, nKv, T, D) -> (B, nKv * rep, T, D), kv head g serving query heads g*rep .. g*rep+rep-1. */
+  private static NDArray repeatHeads(NDArray x, long b, int nKv, int rep, long t, int d) {
+    NDArray e = x.expandDims(2);
+    NDArray wide = closing(e.broadcast(b, nKv, rep, t, d), e);
+    return closing(wide.reshape(b, (long) nKv * rep, t, d), wide);
+  }
+
+  /** Returns {@code a} in the compute dtype, closing {@code a}'s handle when a cast was made. */
+  private NDArray compute(NDArray a) {
+    NDArray c = toCompute(a);
+    if (c != a) {
+      a.close();
+    }
+    return c;
   }
 
   /** (B, T, heads*D) -> (B, T, heads, D), closing the flat handle. */
@@ -274,19 +439,29 @@ public final class CausalLM implements AutoCloseable {
     return result;
   }
 
-  /** x * rsqrt(mean(x^2) + eps) * weight, as transformers' Qwen2RMSNorm / LlamaRMSNorm. */
-  private NDArray rmsNorm(NDArray x, NDArray weight) {
+  /**
+   * x * rsqrt(mean(x^2) + eps) * weight in float32, as transformers' Qwen2RMSNorm / LlamaRMSNorm (which upcast a
+   * half-precision input first).
+   */
+  private NDArray rmsNorm(NDArray input, NDArray weight) {
+    NDArray x = toFloat32(input);
     NDArray sq = x.square();
     NDArray var = closing(sq.mean(LAST_AXIS, true), sq);
     NDArray shifted = closing(var.add(eps), var);
     NDArray inv = closing(shifted.pow(minusHalf), shifted);
     NDArray normed = closing(x.mul(inv), inv);
+    if (x != input) {
+      x.close();
+    }
     return closing(normed.mul(weight), normed);
   }
 
-  /** x * cos + rotate_half(x) * sin on (B, T, heads, D) with (B, T, 1, D) tables. */
+  /**
+   * x * cos + rotate_half(x) * sin on (B, T, heads, D) with float32 (B, T, 1, D) tables, so the result is float32
+   * whatever x is (rotate_half itself is exact in any dtype: it only moves and negates).
+   */
   private NDArray applyRope(NDArray x, NDArray cos, NDArray sin) {
-    NDArray rotated = x.matMul(rotateHalf);
+    NDArray rotated = x.matMul(x.getDataType() == DataType.FLOAT32 ? rotateHalf : rotateHalfCompute);
     NDArray a = x.mul(cos);
     NDArray c = closing(rotated.mul(sin), rotated);
     return closing(a.add(c), a, c);
@@ -337,6 +512,171 @@ public final class CausalLM implements AutoCloseable {
       }
     }
   }
+
+  /** One layer's matmul weights in the compute dtype, q/k/v stacked (and their biases, or null). */
+  record LayerWeights(NDArray qkv, NDArray qkvBias, NDArray o, NDArray gate, NDArray up, NDArray down) {
+    /** The weights of one forward: per-forward casts (closed after it) or the cached inference copy. */
+    record Set(LayerWeights[] layers, List<NDArray> owned) implements AutoCloseable {
+      LayerWeights layer(int i) {
+        return layers[i];
+      }
+
+      @Override
+      public void close() {
+        owned.forEach(NDArray::close);
+      }
+    }
+  }
+
+  /**
+   * Under autograd: q/k/v stacked and every matmul weight cast for this forward (autograd-recorded, so gradients
+   * reach the float32 parameters), freed after it. Without: the cached inference weights.
+   */
+  private LayerWeights.Set weightsForForward() {
+    if (!JniUtils.isGradMode()) {
+      return new LayerWeights.Set(inferenceWeights().layers(), List.of());
+    }
+    List<NDArray> owned = new ArrayList<>();
+    LayerWeights[] layers = new LayerWeights[blocks.length];
+    for (int i = 0; i < blocks.length; i++) {
+      Block p = blocks[i];
+      layers[i] = new LayerWeights(
+          owned(owned, stacked(p.qkv())), p.qkvBias() == null ? null : owned(owned, stacked(p.qkvBias())),
+          owned(owned, toCompute(p.o())), owned(owned, toCompute(p.gate())), owned(owned, toCompute(p.up())),
+          owned(owned, toCompute(p.down())));
+    }
+    owned.removeIf(a -> parameterHandle(a));
+    return new LayerWeights.Set(layers, owned);
+  }
+
+  private boolean parameterHandle(NDArray a) {
+    for (NDArray p : params.values()) {
+      if (p == a) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  private static NDArray owned(List<NDArray> owned, NDArray a) {
+    owned.add(a);
+    return a;
+  }
+
+  /** Weights stacked along the output axis, in the compute dtype. */
+  private NDArray stacked(NDArray[] parts) {
+    NDArray cat = NDArrays.concat(new NDList(parts), 0);
+    return compute(cat);
+  }
+
+  /** The no-grad forwards' weights: stacked and cast once, refreshed in place after {@link #weightsChanged()}. */
+  private InferenceWeights inferenceWeights() {
+    if (inference == null) {
+      inference = new InferenceWeights();
+      inferenceStale = false;
+    } else if (inferenceStale) {
+      inference.refresh();
+      inferenceStale = false;
+    }
+    return inference;
+  }
+
+  private void dropInferenceWeights() {
+    if (inference != null) {
+      inference.close();
+      inference = null;
+    }
+  }
+
+  /**
+   * Copies of the matmul weights as no-grad forwards use them: q/k/v stacked, in the compute dtype. Arrays that
+   * need neither (fp32 o/gate/up/down) are the parameters themselves. Refreshing writes into the same storage, so
+   * a CUDA graph captured over these weights stays valid after an optimizer step.
+   */
+  private final class InferenceWeights implements AutoCloseable {
+    private final NDManager store = manager.newSubManager();
+    private final LayerWeights[] layers = new LayerWeights[blocks.length];
+    private NDArray lmHead;
+
+    InferenceWeights() {
+      try (NoGrad g = NoGrad.enter()) {
+        for (int i = 0; i < blocks.length; i++) {
+          Block p = blocks[i];
+          layers[i] = new LayerWeights(kept(stackedCopy(p.qkv())),
+              p.qkvBias() == null ? null : kept(stackedCopy(p.qkvBias())), keptCast(p.o()), keptCast(p.gate()),
+              keptCast(p.up()), keptCast(p.down()));
+        }
+        lmHead = keptCast(CausalLM.this.lmHead);
+      }
+    }
+
+    LayerWeights[] layers() {
+      return layers;
+    }
+
+    NDArray lmHead() {
+      return lmHead;
+    }
+
+    private NDArray stackedCopy(NDArray[] parts) {
+      NDArray cat = NDArrays.concat(new NDList(parts), 0);
+      if (!precision.mixed()) {
+        return cat;
+      }
+      NDArray c = cat.toType(precision.computeType(), false);
+      cat.close();
+      return c;
+    }
+
+    private NDArray keptCast(NDArray p) {
+      return precision.mixed() ? kept(p.toType(precision.computeType(), false)) : p;
+    }
+
+    private NDArray kept(NDArray a) {
+      a.attach(store);
+      return a;
+    }
+
+    /** Recomputes every copy from the parameters into its existing storage. */
+    void refresh() {
+      try (NoGrad g = NoGrad.enter(); NDManager tmp = manager.newSubManager()) {
+        for (int i = 0; i < blocks.length; i++) {
+          Block p = blocks[i];
+          LayerWeights w = layers[i];
+          overwrite(w.qkv(), stackedCopy(p.qkv()), tmp);
+          if (w.qkvBias() != null) {
+            overwrite(w.qkvBias(), stackedCopy(p.qkvBias()), tmp);
+          }
+          if (precision.mixed()) {
+            overwrite(w.o(), p.o(), tmp);
+            overwrite(w.gate(), p.gate(), tmp);
+            overwrite(w.up(), p.up(), tmp);
+            overwrite(w.down(), p.down(), tmp);
+            overwrite(lmHead, CausalLM.this.lmHead, tmp);
+          }
+        }
+      }
+    }
+
+    /** dst := src (cast to dst's dtype), in dst's own storage. */
+    private void overwrite(NDArray dst, NDArray src, NDManager tmp) {
+      NDArray value = src.getDataType() == dst.getDataType() ? src : src.toType(dst.getDataType(), false);
+      if (value != src || !parameterHandle(src)) {
+        value.attach(tmp);
+      }
+      if (NativeTorch.available()) {
+        NativeTorch.copyInto(dst, value);
+      } else {
+        dst.set(new ai.djl.ndarray.index.NDIndex("..."), value);
+      }
+    }
+
+    @Override
+    public void close() {
+      store.close();
+    }
+  }
+
 
   /** Names of parameters holding NaN or infinity (empty when the weights are sound). */
   public java.util.List<String> nonFiniteParameters() {

@@ -144,6 +144,13 @@ public final class HfCheckpoint {
     return new CausalLM(config, manager, params);
   }
 
+  /** Loads the weights (float32 masters) and sets the model's arithmetic. */
+  public CausalLM loadModel(NDManager manager, Precision precision) {
+    CausalLM m = loadModel(manager);
+    m.setPrecision(precision);
+    return m;
+  }
+
   /** Opens and loads in one call. */
   public static CausalLM load(Path dir, NDManager manager) throws IOException {
     return open(dir).loadModel(manager);

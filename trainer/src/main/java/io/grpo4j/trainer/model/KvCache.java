@@ -7,7 +7,7 @@ import ai.djl.ndarray.NDManager;
  * Keys and values of every layer for the tokens seen so far, so that decoding one more token costs one position,
  * not the whole sequence. Arrays live in the manager of the decoding step that owns the cache.
  */
-public final class KvCache {
+public final class KvCache implements KvStore {
   private final NDArray[] keys; // per layer: (B, kv_heads, T_past, head_dim)
   private final NDArray[] values; // per layer: (B, kv_heads, T_past, head_dim)
   private final NDManager owner; // where the cache's arrays live between decoding steps
@@ -19,17 +19,30 @@ public final class KvCache {
     this.owner = owner;
   }
 
+  /** Layer {@code layer}'s keys so far, (B, kv_heads, T_past, head_dim); owned by the cache. */
+  public NDArray keys(int layer) {
+    return keys[layer];
+  }
+
+  /** Layer {@code layer}'s values so far; owned by the cache. */
+  public NDArray values(int layer) {
+    return values[layer];
+  }
+
   public int length() {
     return length;
   }
 
   /** Appends this step's keys/values of {@code layer} and returns the full (past + new) ones. */
-  NDArray[] append(int layer, NDArray k, NDArray v) {
+  @Override
+  public NDArray[] append(int layer, NDArray k, NDArray v) {
     NDArray fullK = keys[layer] == null ? k : keys[layer].concat(k, 2);
     NDArray fullV = values[layer] == null ? v : values[layer].concat(v, 2);
     if (keys[layer] != null && keys[layer] != k) {
       keys[layer].close();
       values[layer].close();
+      k.close();
+      v.close();
     }
     // the new arrays were made in the step's manager; keep them alive past the step
     fullK.attach(owner);

@@ -17,6 +17,29 @@ public final class Runtime {
     }
   }
 
+  /**
+   * DJL's PyTorch engine, with one clear message when its native libraries do not load: most often a JNI built by
+   * scripts/setup-pytorch.sh for another libtorch than the one PYTORCH_LIBRARY_PATH now holds.
+   */
+  public static Engine engine() {
+    try {
+      return Engine.getInstance();
+    } catch (UnsatisfiedLinkError | ai.djl.engine.EngineException | IllegalStateException e) {
+      String torch = System.getenv("PYTORCH_LIBRARY_PATH");
+      Throwable root = e;
+      while (root.getCause() != null) {
+        root = root.getCause();
+      }
+      String why = root.getMessage() == null ? root.toString() : root.getMessage();
+      if (torch != null) {
+        throw new IllegalStateException("PyTorch did not load from " + torch + " (set up by scripts/setup-pytorch.sh"
+            + " for " + System.getenv("GRPO4J_TORCH_FULL_VERSION") + "): " + why + ". A JNI that does not match"
+            + " its libtorch cannot load: run scripts/setup-pytorch.sh again, or --reset for the bundled CPU build");
+      }
+      throw new IllegalStateException("PyTorch did not load: " + why);
+    }
+  }
+
   /** Parses "cpu", "gpu", "gpu(0)", "cuda:1" into a DJL device, with a clear error otherwise. */
   public static Device device(String name) {
     String n = name.trim().toLowerCase();
@@ -29,9 +52,22 @@ public final class Runtime {
     } catch (RuntimeException e) {
       throw new IllegalArgumentException("device \"" + name + "\" is not cpu, gpu or gpu(N)");
     }
-    if (d.isGpu() && d.getDeviceId() >= Engine.getInstance().getGpuCount()) {
-      throw new IllegalArgumentException("device \"" + name + "\" is not available: this machine has "
-          + Engine.getInstance().getGpuCount() + " GPU(s) visible to PyTorch");
+    if (d.isGpu()) {
+      int gpus = engine().getGpuCount();
+      if (gpus == 0) {
+        String torch = System.getenv("GRPO4J_TORCH_FULL_VERSION");
+        throw new IllegalArgumentException("device \"" + name + "\": no usable GPU. " + (torch == null
+            ? "grpo runs on the bundled PyTorch, a CPU build: run scripts/setup-pytorch.sh --python <a Python whose"
+                + " torch is a CUDA build> (see README, On a GPU)"
+            : "PyTorch " + torch + " (set up by scripts/setup-pytorch.sh) " + (torch.contains("+cu")
+                ? "sees no CUDA device: check nvidia-smi and CUDA_VISIBLE_DEVICES"
+                : "is a CPU build: run scripts/setup-pytorch.sh with a CUDA build of PyTorch"))
+            + "; or use --device cpu");
+      }
+      if (d.getDeviceId() >= gpus) {
+        throw new IllegalArgumentException("device \"" + name + "\" is not available: this machine has " + gpus
+            + " GPU(s) visible to PyTorch (gpu(0) .. gpu(" + (gpus - 1) + "))");
+      }
     }
     return d;
   }

@@ -205,7 +205,7 @@ public final class Pipeline {
     Evaluator.Report rep = EvalRunner.run(model, ds, pf, specs, List.of(), new EvalRunner.Options(
         ((Number) ev.getOrDefault("k", 4)).intValue(), ((Number) ev.getOrDefault("temperature", 0.6)).doubleValue(),
         ((Number) ev.getOrDefault("top_p", 0.95)).doubleValue(), ((Number) ev.getOrDefault("max_prompts", 200)).intValue(),
-        ((Number) ev.getOrDefault("max_new_tokens", 64)).intValue(), "train", 4242, 1.0), "cpu");
+        ((Number) ev.getOrDefault("max_new_tokens", 64)).intValue(), "train", 4242, 1.0), "cpu", "fp32");
     Map<String, Object> row = new LinkedHashMap<>(rep.metrics());
     row.put("stage", stage);
     List<Map<String, Object>> samples = new ArrayList<>();

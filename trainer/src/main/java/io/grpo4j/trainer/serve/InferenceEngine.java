@@ -6,11 +6,9 @@ import io.grpo4j.trainer.generation.Sampler;
 import io.grpo4j.trainer.model.CausalLM;
 import io.grpo4j.trainer.model.HfCheckpoint;
 import io.grpo4j.trainer.model.ModelConfig;
-import io.grpo4j.trainer.model.NoGrad;
 import io.grpo4j.trainer.model.ParameterLayout;
 import io.grpo4j.trainer.model.Runtime;
 import io.grpo4j.trainer.tokenizer.HfTokenizer;
-import java.nio.FloatBuffer;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -66,6 +64,12 @@ public final class InferenceEngine implements AutoCloseable {
   /** @param threads PyTorch intra-op threads; 0 = the size-based default */
   public InferenceEngine(Path modelDir, String device, int threads, int maxBatchRows, int batchWaitMillis)
       throws java.io.IOException {
+    this(modelDir, device, "auto", threads, maxBatchRows, batchWaitMillis);
+  }
+
+  /** @param precision auto | fp32 | tf32 | bf16 (see {@link io.grpo4j.trainer.model.Precision}) */
+  public InferenceEngine(Path modelDir, String device, String precision, int threads, int maxBatchRows,
+      int batchWaitMillis) throws java.io.IOException {
     if (maxBatchRows < 1) {
       throw new IllegalArgumentException("--max-batch must be >= 1, got " + maxBatchRows);
     }
@@ -73,7 +77,8 @@ public final class InferenceEngine implements AutoCloseable {
     HfCheckpoint ckpt = HfCheckpoint.open(modelDir);
     Runtime.userThreads(threads);
     Runtime.threadsFor(ckpt.config());
-    this.model = ckpt.loadModel(root.newSubManager());
+    this.model = ckpt.loadModel(root.newSubManager(),
+        io.grpo4j.trainer.model.Precision.parse("--precision", precision, root.getDevice()));
     this.tokenizer = HfTokenizer.load(modelDir);
     this.weights = modelDir.toAbsolutePath().normalize();
     this.maxBatchRows = maxBatchRows;
@@ -253,11 +258,7 @@ public final class InferenceEngine implements AutoCloseable {
       for (var e : ParameterLayout.of(next).entrySet()) {
         values.put(e.getKey(), ckpt.tensors().get(e.getKey()).toFloats());
       }
-      try (NoGrad noGrad = NoGrad.enter()) {
-        for (var e : values.entrySet()) {
-          model.parameters().get(e.getKey()).set(FloatBuffer.wrap(e.getValue()));
-        }
-      }
+      model.overwriteWeights(values);
       weights = r.dir().toAbsolutePath().normalize();
       weightsVersion++;
       r.result().complete("loaded " + weights + " (version " + weightsVersion + ")");

@@ -19,6 +19,7 @@ public record SftConfig(
     String runName,
     String model,
     String device,
+    String precision,
     long seed,
     DatasetSpec dataset,
     PromptFormatter prompt,
@@ -69,7 +70,7 @@ public record SftConfig(
       throw new ConfigException(c.key("dataset") + ": required");
     }
     SftConfig cfg = new SftConfig(c.string("run_name", "sft"), model, c.string("device", "cpu"),
-        c.longValue("seed", 42), DatasetSpec.parse(c.map("dataset")), PromptFormatter.parse(c.map("prompt")),
+        c.oneOf("precision", "auto", "auto", "fp32", "tf32", "bf16"), c.longValue("seed", 42), DatasetSpec.parse(c.map("dataset")), PromptFormatter.parse(c.map("prompt")),
         targets, batch, maxLen, epochs, opt, sched, steps, ck, out, progress);
     // sections a GRPO config has that SFT ignores, so one file can drive both stages
     for (String ignored : List.of("rewards", "reward_settings", "grpo", "sampling", "eval", "plugins",

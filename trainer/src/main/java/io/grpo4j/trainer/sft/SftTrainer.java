@@ -13,6 +13,7 @@ import io.grpo4j.trainer.grpo.LrSchedule;
 import io.grpo4j.trainer.grpo.PolicyLogProbs;
 import io.grpo4j.trainer.model.CausalLM;
 import io.grpo4j.trainer.model.HfCheckpoint;
+import io.grpo4j.trainer.model.Precision;
 import io.grpo4j.trainer.model.Runtime;
 import io.grpo4j.trainer.rollout.PromptEncoder;
 import io.grpo4j.trainer.run.Checkpointer;
@@ -60,7 +61,8 @@ public final class SftTrainer implements AutoCloseable {
     HfCheckpoint start = HfCheckpoint.open(weights);
     Runtime.userThreads(0);
     Runtime.threadsFor(start.config());
-    this.model = start.loadModel(root.newSubManager());
+    this.model = start.loadModel(root.newSubManager(),
+        Precision.parse("precision", cfg.precision(), root.getDevice()));
     model.setTrainable(true);
     this.tokenizer = HfTokenizer.load(Path.of(cfg.model()));
     this.encoder = new PromptEncoder(tokenizer, cfg.prompt());
@@ -70,7 +72,8 @@ public final class SftTrainer implements AutoCloseable {
     this.totalSteps = cfg.steps() > 0 ? cfg.steps()
         : Math.max(1, (int) Math.ceil(dataset.train().size() * (double) cfg.epochs() / cfg.batchSize()));
     var o = cfg.optimizer();
-    this.optimizer = new AdamW(model.parameters(), root.newSubManager(), o.beta1(), o.beta2(), o.eps(), o.weightDecay());
+    this.optimizer = new AdamW(model.parameters(), root.newSubManager(), o.beta1(), o.beta2(), o.eps(), o.weightDecay())
+        .afterUpdate(model::weightsChanged);
     this.schedule = new LrSchedule(cfg.schedule().type(), o.lr(), cfg.schedule().warmupSteps(), totalSteps,
         cfg.schedule().minLrRatio());
     this.checkpointer = new Checkpointer(runDir, cfg.checkpoint().keepLast());
