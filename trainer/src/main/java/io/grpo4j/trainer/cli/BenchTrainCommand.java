@@ -48,6 +48,10 @@ public final class BenchTrainCommand implements Callable<Integer> {
   @Option(names = "--beta", defaultValue = "0.04", description = "KL weight; 0 skips the reference model.")
   double beta;
 
+  @Option(names = "--keep-run", description = "Run in this folder and keep it (metrics.jsonl per step), instead of a"
+      + " temporary one.")
+  Path keepRun;
+
   @Option(names = "--json", description = "End with one JSON object of the figures.")
   boolean json;
 
@@ -79,8 +83,8 @@ public final class BenchTrainCommand implements Callable<Integer> {
     ConfigFiles.set(y, "checkpoint.save_every=0");
     TrainCommand.absolutizePaths(y);
     TrainConfig cfg = TrainConfig.parse(new ConfigMap("", y));
-    Path dir = Files.createTempDirectory("grpo4j-bench-");
-    try (GrpoTrainer t = GrpoTrainer.start(cfg, y, dir.resolve("run"))) {
+    Path dir = keepRun != null ? null : Files.createTempDirectory("grpo4j-bench-");
+    try (GrpoTrainer t = GrpoTrainer.start(cfg, y, keepRun != null ? keepRun : dir.resolve("run"))) {
       for (int i = 0; i < warmup; i++) {
         t.step();
       }
@@ -141,7 +145,9 @@ public final class BenchTrainCommand implements Callable<Integer> {
         System.out.println(new com.fasterxml.jackson.databind.ObjectMapper().writeValueAsString(out));
       }
     } finally {
-      AtomicFiles.deleteTree(dir);
+      if (dir != null) {
+        AtomicFiles.deleteTree(dir);
+      }
     }
     return 0;
   }

@@ -48,10 +48,23 @@ public final class GrpoCli implements Runnable {
     CommandLine cl = new CommandLine(new GrpoCli());
     cl.setExecutionExceptionHandler((ex, cmd, parsed) -> {
       // errors meant for people get one line, not a stack trace
+      if (ex instanceof io.grpo4j.trainer.device.OutOfMemory) {
+        cmd.getErr().println("grpo " + cmd.getCommandName() + ": " + ex.getMessage());
+        return 3;
+      }
+      if (io.grpo4j.trainer.device.OutOfMemory.is(ex)) {
+        // a command without its own account of shapes: name the flags that size its work
+        cmd.getErr().println("grpo " + cmd.getCommandName() + ": the device ran out of memory ("
+            + ex.getMessage().lines().findFirst().orElse("").trim() + "). Lower the batch (--batch, --rows,"
+            + " --minibatch, --max-batch), the lengths (--prompt-len, --new-tokens, --completion-len) or use"
+            + " --precision bf16");
+        return 3;
+      }
       if (ex instanceof ModelFormatException || ex instanceof IllegalArgumentException
           || ex instanceof java.io.FileNotFoundException || ex instanceof java.nio.file.NoSuchFileException
           || ex instanceof UserError || ex instanceof io.grpo4j.datasets.DatasetException
-          || ex instanceof io.grpo4j.trainer.grpo.TrainingDivergedException) {
+          || ex instanceof io.grpo4j.trainer.grpo.TrainingDivergedException || ex instanceof IllegalStateException
+              && ex.getMessage() != null && ex.getMessage().contains("scripts/setup-pytorch.sh")) {
         String msg = ex instanceof java.nio.file.NoSuchFileException ? "file not found: " + ex.getMessage()
             : ex.getMessage();
         cmd.getErr().println("grpo " + cmd.getCommandName() + ": " + msg);

@@ -59,6 +59,11 @@ public final class InitCommand implements Callable<Integer> {
   @Option(names = "--vocab", defaultValue = "512", description = "BPE vocabulary size (default: ${DEFAULT-VALUE}).")
   int vocab;
 
+  @Option(names = "--vocab-size", defaultValue = "0",
+      description = "Rows of the embedding and LM head, padded past the tokenizer's tokens as Qwen's checkpoints pad"
+          + " theirs (e.g. 151936); 0 = the tokenizer's size.")
+  int vocabSize;
+
   @Option(names = "--seed", defaultValue = "0", description = "Weight initialisation seed.")
   long seed;
 
@@ -101,7 +106,11 @@ public final class InitCommand implements Callable<Integer> {
     AtomicFiles.deleteTree(tmp);
     Files.createDirectories(tmp);
     try {
-      int v = TokenizerWriter.write(tmp, merges, maxPositions);
+      int tokens = TokenizerWriter.write(tmp, merges, maxPositions);
+      if (vocabSize != 0 && vocabSize < tokens) {
+        throw new UserError("--vocab-size " + vocabSize + " is smaller than the tokenizer's " + tokens + " tokens");
+      }
+      int v = vocabSize > 0 ? vocabSize : tokens;
       ModelInit.Shape s = new ModelInit.Shape(arch, v, hidden, layers, heads, kvHeads,
           intermediate > 0 ? intermediate : 3 * hidden, headDim, maxPositions, !untied, 10000.0);
       ModelInit.write(tmp, s, seed);
@@ -110,8 +119,9 @@ public final class InitCommand implements Callable<Integer> {
         Files.delete(out);
       }
       Files.move(tmp, out);
-      System.out.printf("wrote %s: %s, %d layers, hidden %d, vocab %d (%s)%n", out, arch, layers, hidden, v,
-          merges.isEmpty() ? "byte-level" : merges.size() + " BPE merges");
+      System.out.printf("wrote %s: %s, %d layers, hidden %d, vocab %d (%s%s)%n", out, arch, layers, hidden, v,
+          merges.isEmpty() ? "byte-level" : merges.size() + " BPE merges",
+          v > tokens ? "; " + tokens + " tokenizer tokens, rows past them padding" : "");
     } catch (Exception e) {
       AtomicFiles.deleteTree(tmp);
       throw e;

@@ -29,12 +29,13 @@ import java.util.SplittableRandom;
  * step is captured once as a CUDA graph and replayed: a step then costs its kernels, not ~800 host-side op launches.
  *
  * <p>Graphs (with their cache and inputs) are kept per batch shape, so the GRPO loop, which samples the same shape
- * every step, captures once. Same results as {@link Sampler}'s host path up to float32 vs float64 summation in the
+ * every step, captures once. Row counts are rounded up to a few sizes (padding rows decode unread), so a server's
+ * varying batches reuse a handful of graphs. Same results as {@link Sampler}'s host path up to float32 vs float64 summation in the
  * draw; same streams per completion, so a seeded completion does not depend on its batch.
  */
 final class DeviceDecoder implements AutoCloseable {
   private static final int CAPACITY_STEP = 64; // cache lengths are rounded up to this, so shapes repeat
-  private static final int KEPT_SHAPES = 2;
+  private static final int KEPT_SHAPES = 3;
   private final CausalLM model;
   private final int padId;
   private final boolean graphs;
@@ -66,8 +67,18 @@ final class DeviceDecoder implements AutoCloseable {
       SamplingParams[] params, SplittableRandom[] rng, long[] firstPositions, KvCache prefill, NDArray firstLogits,
       StepSink sink) {
     int vocab = model.config().vocabSize();
+    int slots = slots(rows);
     int capacity = roundUp(lp + maxNew, CAPACITY_STEP);
-    Key key = new Key(rows, capacity, DevicePicker.Filters.of(Arrays.asList(params), vocab), model.precision());
+    // padding rows repeat row 0's prompt and parameters, run with it and are never read
+    int[] slotPrompt = Arrays.copyOf(promptRows, slots);
+    SamplingParams[] slotParams = Arrays.copyOf(params, slots);
+    long[] position = Arrays.copyOf(firstPositions, slots);
+    for (int r = rows; r < slots; r++) {
+      slotPrompt[r] = promptRows[0];
+      slotParams[r] = params[0];
+      position[r] = firstPositions[0];
+    }
+    Key key = new Key(slots, capacity, DevicePicker.Filters.of(Arrays.asList(params), vocab), model.precision());
     Shape s = shapes.remove(key);
     if (s == null) {
       s = new Shape(key);
@@ -78,16 +89,15 @@ final class DeviceDecoder implements AutoCloseable {
       }
     }
     shapes.put(key, s);
-    s.start(lp, promptRows, promptMask, prompts, params, prefill);
-    long[] position = firstPositions.clone();
-    long[] ids = new long[rows];
-    float[] u = new float[rows];
-    boolean[] running = new boolean[rows];
-    Arrays.fill(running, true);
+    s.start(lp, slotPrompt, promptMask, prompts, slotParams, prefill);
+    long[] ids = new long[slots];
+    float[] u = new float[slots];
+    boolean[] running = new boolean[slots];
+    Arrays.fill(running, 0, rows, true);
     double[] picked;
     try (NDManager first = s.store.newSubManager()) {
       // the prefill's logits give the first token of every row
-      NDArray expanded = firstLogits.get(first.create(toLongs(promptRows)));
+      NDArray expanded = firstLogits.get(first.create(toLongs(slotPrompt)));
       draw(rng, running, u);
       picked = s.pickOnly(expanded, u, first);
     }
@@ -95,29 +105,37 @@ final class DeviceDecoder implements AutoCloseable {
       int alive = 0;
       for (int r = 0; r < rows; r++) {
         if (running[r]) {
-          running[r] = sink.accept(r, (long) picked[r], (float) picked[rows + r]);
+          running[r] = sink.accept(r, (long) picked[r], (float) picked[slots + r]);
           alive += running[r] ? 1 : 0;
         }
       }
       if (alive == 0 || step + 1 >= maxNew) {
         break;
       }
-      for (int r = 0; r < rows; r++) {
-        ids[r] = running[r] ? (long) picked[r] : padId; // finished rows decode padding, unread
+      for (int r = 0; r < slots; r++) {
+        ids[r] = running[r] ? (long) picked[r] : padId; // finished and padding rows decode padding, unread
       }
       draw(rng, running, u);
       picked = s.step(ids, position, lp + step, u);
-      for (int r = 0; r < rows; r++) {
+      for (int r = 0; r < slots; r++) {
         position[r]++;
       }
     }
+  }
+
+  /** Batch rows rounded up: 8, then multiples of 16 up to 128, then of 64. */
+  static int slots(int rows) {
+    if (rows <= 8) {
+      return 8;
+    }
+    return rows <= 128 ? roundUp(rows, 16) : roundUp(rows, 64);
   }
 
   /** One uniform number per running row from its own stream (finished rows draw nothing: streams stay aligned). */
   private static void draw(SplittableRandom[] rng, boolean[] running, float[] u) {
     for (int r = 0; r < u.length; r++) {
       // float32 below 1: the device compares against cumulative float32 mass
-      u[r] = running[r] ? (float) Math.min(rng[r].nextDouble(), 0.99999994) : 0f;
+      u[r] = running[r] ? (float) Math.min(rng[r].nextDouble(), 0.99999994) : 0f; // (stays below 1 as a float)
     }
   }
 

@@ -9,6 +9,7 @@ import io.grpo4j.rewards.RewardRegistry;
 import io.grpo4j.rewards.RewardSet;
 import io.grpo4j.trainer.config.TrainConfig;
 import io.grpo4j.trainer.device.Gpu;
+import io.grpo4j.trainer.device.OutOfMemory;
 import io.grpo4j.trainer.generation.Generation;
 import io.grpo4j.trainer.generation.SamplingParams;
 import io.grpo4j.trainer.model.CausalLM;
@@ -221,7 +222,19 @@ public final class GrpoTrainer implements AutoCloseable {
         prompts.add(encoder.encode(data.next()));
       }
       long s0 = System.nanoTime();
-      Rollout r = Rollout.run(prompts, rollout, params, g.groupSize(), seedFor(step, rounds), tokenizer, rewards);
+      Rollout r;
+      try {
+        r = Rollout.run(prompts, rollout, params, g.groupSize(), seedFor(step, rounds), tokenizer, rewards);
+      } catch (RuntimeException e) {
+        if (!OutOfMemory.is(e)) {
+          throw e;
+        }
+        int longest = prompts.stream().mapToInt(x -> x.ids().length).max().orElse(0);
+        throw OutOfMemory.of(e, policy.device(), "sampling at step " + step + " (" + prompts.size() + " prompts x "
+            + g.groupSize() + " completions, prompts up to " + longest + " tokens + " + params.maxNewTokens()
+            + " new)", "grpo.prompts_per_step (now " + g.promptsPerStep() + "), grpo.group_size (now " + g.groupSize()
+            + ") or sampling.max_completion_length (now " + params.maxNewTokens() + ")");
+      }
       long s1 = System.nanoTime();
       RolloutBackend.Stats rs = rollout.lastStats();
       sampleNanos += rs.nanos();
@@ -270,9 +283,26 @@ public final class GrpoTrainer implements AutoCloseable {
       cb = completionBatch(batch, g.maskTruncatedCompletions());
       GrpoLoss.Settings ls = new GrpoLoss.Settings(g.lossType(), g.beta(), g.epsilonLow(), g.epsilonHigh(),
           g.importanceSamplingLevel(), cfg.sampling().maxCompletionLength(), g.biasCorrectionKl());
-      u = PolicyUpdate.run(policy, reference, optimizer, cb, adv.advantages(), ls, cfg.sampling().temperature(),
-          g.iterations(), cfg.training().minibatchSize(), cfg.optimizer().maxGradNorm(), lr,
-          samplerCorrection(batch, cb), cfg.training().parallelShards());
+      try {
+        u = PolicyUpdate.run(policy, reference, optimizer, cb, adv.advantages(), ls, cfg.sampling().temperature(),
+            g.iterations(), cfg.training().minibatchSize(), cfg.optimizer().maxGradNorm(), lr,
+            samplerCorrection(batch, cb), cfg.training().parallelShards());
+      } catch (RuntimeException e) {
+        if (!OutOfMemory.is(e)) {
+          throw e;
+        }
+        int mb = cfg.training().minibatchSize() <= 0 ? cb.rows() : Math.min(cb.rows(), cfg.training().minibatchSize());
+        int tokens = cb.promptLength() + cb.completionLength();
+        throw OutOfMemory.of(e, policy.device(), "the policy update of step " + step + " (" + cb.rows()
+            + " completions x " + tokens + " tokens = prompt " + cb.promptLength() + " + completion "
+            + cb.completionLength() + ", minibatches of " + mb + " rows, " + policy.precision().configName()
+            + "; the log-softmax over vocab " + policy.config().vocabSize() + " alone needs "
+            + OutOfMemory.logitsGb(mb, cb.completionLength(), policy.config().vocabSize()) + " per minibatch)",
+            "training.minibatch_size (now " + (cfg.training().minibatchSize() <= 0 ? "0 = all rows at once"
+                : cfg.training().minibatchSize()) + "), sampling.max_completion_length (now "
+            + cfg.sampling().maxCompletionLength() + ") or grpo.group_size (now " + g.groupSize()
+            + "), or train in precision bf16");
+      }
       consecutiveSkips = u.skipped() ? consecutiveSkips + 1 : 0;
     }
     if (g.refSyncEvery() > 0 && reference != null && step % g.refSyncEvery() == 0) {

@@ -143,6 +143,17 @@ public final class CausalLM implements AutoCloseable {
   }
 
   /**
+   * Chooses the attention of full forwards: libtorch's fused kernels (the default on CUDA with the native library)
+   * or matmuls (the default elsewhere). Both compute the same thing; tests compare them on any device.
+   */
+  public void setFusedAttention(boolean fused) {
+    if (fused) {
+      NativeTorch.require("fused attention");
+    }
+    this.fusedAttention = fused;
+  }
+
+  /**
    * Says that the parameters were changed in place (an optimizer step, a weight reload): the cached inference
    * weights are refreshed, in place, before the next forward without autograd.
    */

@@ -69,7 +69,6 @@ public final class SafeTensors {
       }
       long dataStart = 8 + headerLen;
       long dataLen = size - dataStart;
-      ByteBuffer mapped = ch.map(FileChannel.MapMode.READ_ONLY, dataStart, dataLen);
       Map<String, Tensor> tensors = new LinkedHashMap<>();
       Map<String, String> metadata = new LinkedHashMap<>();
       Iterator<Map.Entry<String, JsonNode>> it = header.fields();
@@ -81,13 +80,15 @@ public final class SafeTensors {
           v.fields().forEachRemaining(m -> metadata.put(m.getKey(), m.getValue().asText()));
           continue;
         }
-        tensors.put(name, entry(file, name, v, mapped, dataLen));
+        tensors.put(name, entry(file, name, v, ch, dataStart, dataLen));
       }
       return new Contents(tensors, metadata);
     }
   }
 
-  private static Tensor entry(Path file, String name, JsonNode v, ByteBuffer mapped, long dataLen) {
+  /** One tensor's bytes, mapped on their own: a shard may be larger than one mapping can be (2 GB). */
+  private static Tensor entry(Path file, String name, JsonNode v, FileChannel ch, long dataStart, long dataLen)
+      throws IOException {
     String where = file + ": tensor \"" + name + "\"";
     JsonNode dtype = v.get("dtype");
     JsonNode shape = v.get("shape");
@@ -121,7 +122,10 @@ public final class SafeTensors {
           where + ": shape " + shape + " with dtype " + dtype.asText() + " needs " + expected + " bytes but"
               + " data_offsets span " + (end - begin));
     }
-    ByteBuffer slice = mapped.duplicate().position((int) begin).limit((int) end).slice();
+    if (end - begin > Integer.MAX_VALUE) {
+      throw new ModelFormatException(where + ": " + (end - begin) + " bytes; tensors over 2 GB are not supported");
+    }
+    ByteBuffer slice = ch.map(FileChannel.MapMode.READ_ONLY, dataStart + begin, end - begin);
     return new Tensor(dtype.asText(), dims, slice);
   }
 

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The GPU figures in README ("On a GPU"): grpo and plain PyTorch / transformers on the same weights and shapes, one
+# run each. Random weights of Qwen2.5-0.5B's shape (hidden 896, 24 layers, 14/2 heads, intermediate 4864) with
+# Qwen's padded vocabulary of 151,936. Run after scripts/setup-pytorch.sh with a CUDA PyTorch; the PyTorch side
+# needs python3 with torch, transformers and safetensors (PYTHON to pick another).
+#   scripts/gpu-bench.sh [OUT]        # default runs/gpu-bench; every figure also lands in OUT/*.json
+# STEPS (default 500) sets the length of the GPU-memory run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-runs/gpu-bench}
+py=${PYTHON:-python3}
+steps=${STEPS:-500}
+mkdir -p "$out"
+M=$out/qwen2.5-0.5b-shape
+if [ ! -f "$M/config.json" ]; then
+  scripts/grpo init --out "$M" --arch qwen2 --hidden 896 --layers 24 --heads 14 --kv-heads 2 --intermediate 4864 \
+    --vocab-size 151936 --max-positions 32768
+fi
+run() { # name, command...: the log keeps everything, NAME.json the command's last JSON line
+  local name=$1; shift
+  echo "== $name: $*"
+  "$@" 2>&1 | tee "$out/$name.log" | grep -v '^{' || true
+  grep '^{' "$out/$name.log" | tail -1 > "$out/$name.json" || true
+}
+scripts/grpo env --json > "$out/env.json"
+G=(scripts/grpo bench generate --model "$M" --device gpu --prompt-len 128 --new-tokens 256 --warmup 2 --json)
+run sample64-bf16 "${G[@]}" --batch 64 --precision bf16 --iterations 5
+run sample256-bf16 "${G[@]}" --batch 256 --precision bf16 --iterations 3
+run sample64-fp32 "${G[@]}" --batch 64 --precision fp32 --iterations 5
+T=("$py" scripts/torch_reference_bench.py "$M" --device cuda --json)
+run hf-generate64-fp32 "${T[@]}" --which generate --dtype fp32 --batch 64 --gen-prompt 128 --new-tokens 256 --gen-iters 1
+run hf-generate64-bf16 "${T[@]}" --which generate --dtype bf16 --batch 64 --gen-prompt 128 --new-tokens 256 --gen-iters 1
+U=(scripts/grpo bench update --model "$M" --device gpu --rows 64 --prompt-len 128 --completion-len 256 --warmup 3 --json)
+run update-bf16 "${U[@]}" --precision bf16 --iterations 10
+run update-tf32 "${U[@]}" --precision tf32 --iterations 5
+run update-fp32 "${U[@]}" --precision fp32 --iterations 3
+P=("${T[@]}" --which plain --rows 64 --prompt 128 --completion 256 --warmup 3)
+run torch-train-bf16 "${P[@]}" --dtype bf16 --iters 10
+run torch-train-tf32 "${P[@]}" --dtype tf32 --iters 5
+run torch-train-fp32 "${P[@]}" --dtype fp32 --iters 3
+run grpo-step-bf16 scripts/grpo bench train --model "$M" --set device=gpu --set precision=bf16 --prompts 8 --group 8 \
+  --new-tokens 256 --beta 0.04 --steps 8 --warmup 2 --json
+# GPU memory over a long run (smaller steps, so that the steps are many)
+rm -rf "$out/memory-run"
+run memory scripts/grpo bench train --model "$M" --set device=gpu --set precision=bf16 --prompts 2 --group 4 \
+  --new-tokens 64 --beta 0.04 --steps "$steps" --warmup 0 --keep-run "$out/memory-run" --json
+"$py" - "$out" "$steps" <<'PY'
+import json, sys
+out, steps = sys.argv[1], int(sys.argv[2])
+rows = [json.loads(l) for l in open(out + "/memory-run/metrics.jsonl")]
+at = lambda s: rows[s - 1]["gpu_mem_allocated_mb"]
+first = min(50, len(rows))
+drift = (at(len(rows)) - at(first)) / at(first)
+print(f"GPU memory allocated: step {first} {at(first)} MB, step {len(rows)} {at(len(rows))} MB ({drift:+.2%}); "
+      f"peak over the run {max(r['gpu_mem_peak_mb'] for r in rows)} MB")
+json.dump({"steps": len(rows), "allocated_mb_at_50": at(first), "allocated_mb_at_end": at(len(rows)),
+           "drift": drift, "peak_mb": max(r["gpu_mem_peak_mb"] for r in rows)}, open(out + "/memory.json", "w"))
+PY
+echo "figures in $out/*.json"

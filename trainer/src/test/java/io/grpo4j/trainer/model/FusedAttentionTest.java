@@ -1,0 +1,84 @@
+package io.grpo4j.trainer.model;
+
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.training.GradientCollector;
+import io.grpo4j.trainer.Fixtures;
+import io.grpo4j.trainer.device.NativeTorch;
+import java.util.Map;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * libtorch's fused attention (what full forwards use on CUDA) against the golden logits of the left-padded batch,
+ * and its gradients against the matmul attention's, on whatever device the tests run (it needs the native library
+ * of scripts/setup-pytorch.sh; CI's bundled build skips this).
+ */
+class FusedAttentionTest {
+  @ParameterizedTest
+  @ValueSource(strings = {"tiny-qwen2", "tiny-llama", "tiny-qwen3"})
+  void fusedAttentionGivesTheGoldenLogitsAndTheSameGradients(String name) throws Exception {
+    assumeTrue(NativeTorch.available(), "needs the PyTorch set up by scripts/setup-pytorch.sh");
+    Map<String, Tensor> exp = Fixtures.expected(name);
+    Tensor idsT = exp.get("batch_input_ids");
+    int b = (int) idsT.shape()[0];
+    int l = (int) idsT.shape()[1];
+    long[] maskFlat = exp.get("batch_attention_mask").toLongs();
+    int[][] mask = new int[b][l];
+    for (int i = 0; i < b; i++) {
+      for (int s = 0; s < l; s++) {
+        mask[i][s] = (int) maskFlat[i * l + s];
+      }
+    }
+    float[] want = exp.get("batch_logits").toFloats();
+    float[][] grads = new float[2][];
+    for (int fused = 0; fused < 2; fused++) {
+      try (NDManager root = NDManager.newBaseManager();
+          CausalLM model = HfCheckpoint.load(Fixtures.model(name), root.newSubManager());
+          NDManager step = root.newSubManager()) {
+        model.setFusedAttention(fused == 1);
+        model.setTrainable(true);
+        long[][] pos = AttentionBias.positions(mask);
+        long[] flat = new long[b * l];
+        for (int i = 0; i < b; i++) {
+          System.arraycopy(pos[i], 0, flat, i * l, l);
+        }
+        try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
+          NDArray logits = model.forward(step.create(idsT.toLongs(), new Shape(b, l)),
+              step.create(flat, new Shape(b, l)), AttentionBias.of(step, mask, l));
+          float[] got = logits.toFloatArray();
+          int v = model.config().vocabSize();
+          double worst = 0;
+          for (int i = 0; i < b; i++) {
+            for (int s = 0; s < l; s++) {
+              if (mask[i][s] == 1) {
+                for (int j = 0; j < v; j++) {
+                  int idx = (i * l + s) * v + j;
+                  worst = Math.max(worst, Math.abs(want[idx] - got[idx]));
+                }
+              }
+            }
+          }
+          assertTrue(worst <= 1e-4, name + (fused == 1 ? " fused" : " matmul") + " attention: logits off by " + worst);
+          // a loss over the real positions only (padding rows differ by design: uniform vs kernel-defined)
+          NDArray m = step.create(maskFlat, new Shape(b, l)).toType(ai.djl.ndarray.types.DataType.FLOAT32, false);
+          gc.backward(logits.square().mean(new int[] {-1}).mul(m).sum());
+        }
+        String p = "model.layers.0.self_attn.q_proj.weight";
+        grads[fused] = model.parameters().get(p).getGradient().toFloatArray();
+      }
+    }
+    double max = 0;
+    double worst = 0;
+    for (int i = 0; i < grads[0].length; i++) {
+      max = Math.max(max, Math.abs(grads[0][i]));
+      worst = Math.max(worst, Math.abs(grads[0][i] - grads[1][i]));
+    }
+    assertTrue(worst <= 1e-4 * max, name + ": q_proj gradient differs by " + worst + " (largest " + max + ")");
+  }
+}
