@@ -4,12 +4,13 @@
 # Qwen's padded vocabulary of 151,936. Run after scripts/setup-pytorch.sh with a CUDA PyTorch; the PyTorch side
 # needs python3 with torch, transformers and safetensors (PYTHON to pick another).
 #   scripts/gpu-bench.sh [OUT]        # default runs/gpu-bench; every figure also lands in OUT/*.json
-# STEPS (default 500) sets the length of the GPU-memory run.
+# PHASES picks parts (default "sample train step memory"); STEPS (default 500) sets the length of the memory run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-runs/gpu-bench}
 py=${PYTHON:-python3}
 steps=${STEPS:-500}
+phases=" ${PHASES:-sample train step memory} "
 mkdir -p "$out"
 M=$out/qwen2.5-0.5b-shape
 if [ ! -f "$M/config.json" ]; then
@@ -23,6 +24,7 @@ run() { # name, command...: the log keeps everything, NAME.json the command's la
   grep '^{' "$out/$name.log" | tail -1 > "$out/$name.json" || true
 }
 scripts/grpo env --json > "$out/env.json"
+if [[ $phases == *" sample "* ]]; then
 G=(scripts/grpo bench generate --model "$M" --device gpu --prompt-len 128 --new-tokens 256 --warmup 2 --json)
 run sample64-bf16 "${G[@]}" --batch 64 --precision bf16 --iterations 5
 run sample256-bf16 "${G[@]}" --batch 256 --precision bf16 --iterations 3
@@ -30,6 +32,8 @@ run sample64-fp32 "${G[@]}" --batch 64 --precision fp32 --iterations 5
 T=("$py" scripts/torch_reference_bench.py "$M" --device cuda --json)
 run hf-generate64-fp32 "${T[@]}" --which generate --dtype fp32 --batch 64 --gen-prompt 128 --new-tokens 256 --gen-iters 1
 run hf-generate64-bf16 "${T[@]}" --which generate --dtype bf16 --batch 64 --gen-prompt 128 --new-tokens 256 --gen-iters 1
+fi
+if [[ $phases == *" train "* ]]; then
 U=(scripts/grpo bench update --model "$M" --device gpu --rows 64 --prompt-len 128 --completion-len 256 --warmup 3 --json)
 run update-bf16 "${U[@]}" --precision bf16 --iterations 10
 run update-tf32 "${U[@]}" --precision tf32 --iterations 5
@@ -38,8 +42,13 @@ P=("${T[@]}" --which plain --rows 64 --prompt 128 --completion 256 --warmup 3)
 run torch-train-bf16 "${P[@]}" --dtype bf16 --iters 10
 run torch-train-tf32 "${P[@]}" --dtype tf32 --iters 5
 run torch-train-fp32 "${P[@]}" --dtype fp32 --iters 3
+fi
+if [[ $phases == *" step "* ]]; then
 run grpo-step-bf16 scripts/grpo bench train --model "$M" --set device=gpu --set precision=bf16 --prompts 8 --group 8 \
   --new-tokens 256 --beta 0.04 --steps 8 --warmup 2 --json
+
+fi
+if [[ $phases == *" memory "* ]]; then
 # GPU memory over a long run (smaller steps, so that the steps are many)
 rm -rf "$out/memory-run"
 run memory scripts/grpo bench train --model "$M" --set device=gpu --set precision=bf16 --prompts 2 --group 4 \
@@ -56,4 +65,5 @@ print(f"GPU memory allocated: step {first} {at(first)} MB, step {len(rows)} {at(
 json.dump({"steps": len(rows), "allocated_mb_at_50": at(first), "allocated_mb_at_end": at(len(rows)),
            "drift": drift, "peak_mb": max(r["gpu_mem_peak_mb"] for r in rows)}, open(out + "/memory.json", "w"))
 PY
+fi
 echo "figures in $out/*.json"
