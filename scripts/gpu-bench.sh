@@ -4,13 +4,13 @@
 # Qwen's padded vocabulary of 151,936. Run after scripts/setup-pytorch.sh with a CUDA PyTorch; the PyTorch side
 # needs python3 with torch, transformers and safetensors (PYTHON to pick another).
 #   scripts/gpu-bench.sh [OUT]        # default runs/gpu-bench; every figure also lands in OUT/*.json
-# PHASES picks parts (default "sample train step memory"); STEPS (default 500) sets the length of the memory run.
+# PHASES picks parts (default "sample hf-generate train step memory"); STEPS (default 500) sets the length of the memory run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-runs/gpu-bench}
 py=${PYTHON:-python3}
 steps=${STEPS:-500}
-phases=" ${PHASES:-sample train step memory} "
+phases=" ${PHASES:-sample hf-generate train step memory} "
 mkdir -p "$out"
 M=$out/qwen2.5-0.5b-shape
 if [ ! -f "$M/config.json" ]; then
@@ -29,7 +29,9 @@ G=(scripts/grpo bench generate --model "$M" --device gpu --prompt-len 128 --new-
 run sample64-bf16 "${G[@]}" --batch 64 --precision bf16 --iterations 5
 run sample256-bf16 "${G[@]}" --batch 256 --precision bf16 --iterations 3
 run sample64-fp32 "${G[@]}" --batch 64 --precision fp32 --iterations 5
+fi
 T=("$py" scripts/torch_reference_bench.py "$M" --device cuda --json)
+if [[ $phases == *" hf-generate "* ]]; then
 run hf-generate64-fp32 "${T[@]}" --which generate --dtype fp32 --batch 64 --gen-prompt 128 --new-tokens 256 --gen-iters 1
 run hf-generate64-bf16 "${T[@]}" --which generate --dtype bf16 --batch 64 --gen-prompt 128 --new-tokens 256 --gen-iters 1
 fi
@@ -51,8 +53,8 @@ fi
 if [[ $phases == *" memory "* ]]; then
 # GPU memory over a long run (smaller steps, so that the steps are many)
 rm -rf "$out/memory-run"
-run memory scripts/grpo bench train --model "$M" --set device=gpu --set precision=bf16 --prompts 2 --group 4 \
-  --new-tokens 64 --beta 0.04 --steps "$steps" --warmup 0 --keep-run "$out/memory-run" --json
+run memory scripts/grpo bench train --model "$M" --set device=gpu --set precision=bf16 --prompts 2 --group 2 \
+  --new-tokens 32 --beta 0.04 --steps "$steps" --warmup 0 --keep-run "$out/memory-run" --json
 "$py" - "$out" "$steps" <<'PY'
 import json, sys
 out, steps = sys.argv[1], int(sys.argv[2])

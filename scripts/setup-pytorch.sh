@@ -13,6 +13,7 @@
 #                         ~/.cache/grpo4j/, else `git clone --branch v<version>` (the only step that needs a network;
 #                         offline, pass a folder or archive you copied over)
 #   --jdk-include DIR     the JDK's include folder (jni.h); default: from javac on the PATH
+#   --force               rebuild DJL's JNI even when one was built for this very libtorch before
 # Needs cmake and a C++17 compiler (ninja is used when present); a CUDA libtorch also needs the CUDA toolkit (nvcc).
 set -euo pipefail
 root="$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)"
@@ -20,12 +21,13 @@ home="$root/.grpo4j/pytorch"
 die() { echo "setup-pytorch: $*" >&2; exit 2; }
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit "${1:-0}"; }
 
-python= libtorch= reset=0 djlsrc=${GRPO_DJL_SRC:-} jdkinc=
+python= libtorch= reset=0 force=0 djlsrc=${GRPO_DJL_SRC:-} jdkinc=
 while [ $# -gt 0 ]; do
   case "$1" in
     --python) python=${2:?--python needs a Python executable}; shift 2 ;;
     --libtorch) libtorch=${2:?--libtorch needs a folder}; shift 2 ;;
     --reset) reset=1; shift ;;
+    --force) force=1; shift ;;
     --djl-src) djlsrc=${2:?--djl-src needs a folder or archive}; shift 2 ;;
     --jdk-include) jdkinc=${2:?--jdk-include needs a folder}; shift 2 ;;
     -h|--help) usage 0 ;;
@@ -49,6 +51,7 @@ djl=$(sed -n 's:.*<djl.version>\(.*\)</djl.version>.*:\1:p' "$root/pom.xml" | he
 # 1. which PyTorch: version, library folder, CMake prefix, CUDA or not
 if [ -n "$python" ]; then
   command -v "$python" >/dev/null || die "--python $python: not found"
+  [[ "$python" == */* ]] && python=$(cd "$(dirname "$python")" && pwd)/$(basename "$python")
   probe='import os, torch, torch.utils
 print(torch.__version__)
 print(os.path.join(os.path.dirname(torch.__file__), "lib"))
@@ -70,11 +73,27 @@ version=${full%%+*}
 [[ "$version" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "could not read the PyTorch version (got \"$full\")"
 if [ -n "$cuda" ]; then flavor="cu$(tr -d . <<<"$cuda")"; else flavor=cpu; fi
 echo "setup-pytorch: PyTorch $full ($flavor) in $libdir; DJL $djl"
+stamp=$(stat -c '%s %Y' "$libdir/libtorch_cpu.so")
+jniname=$version-$flavor-linux-x86_64/$djl-libdjl_torch.so
+# DJL's JNI already built for this very libtorch (a re-run after grpo4j's own native code changed): keep it
+reuse=
+if [ -f "$home/pytorch.env" ] && [ -f "$home/engine/pytorch/$jniname" ] && [ $force = 0 ] \
+    && grep -qx "GRPO4J_TORCH_STAMP='$stamp'" "$home/pytorch.env" && grep -qx "PYTORCH_LIBRARY_PATH='$libdir'" "$home/pytorch.env"; then
+  reuse=$(mktemp "${TMPDIR:-/tmp}/djl-jni.XXXXXX"); cp "$home/engine/pytorch/$jniname" "$reuse"
+  echo "setup-pytorch: keeping DJL's JNI built earlier for this PyTorch (--force rebuilds it)"
+fi
+
+if [ -z "$jdkinc" ]; then
+  javac=$(command -v javac) || die "no javac on the PATH: pass --jdk-include <jdk>/include"
+  jdkinc=$(dirname "$(dirname "$(readlink -f "$javac")")")/include
+fi
+[ -f "$jdkinc/jni.h" ] || die "--jdk-include $jdkinc: no jni.h there"
+work=$(mktemp -d "${TMPDIR:-/tmp}/grpo4j-setup.XXXXXX")
+trap 'rm -rf "$work" ${reuse:+"$reuse"}' EXIT
 
 # 2. DJL's JNI source at the pom's tag
+if [ -z "$reuse" ]; then
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/grpo4j
-work=$(mktemp -d "${TMPDIR:-/tmp}/grpo4j-setup.XXXXXX")
-trap 'rm -rf "$work"' EXIT
 if [ -z "$djlsrc" ] && [ -d "$cache/djl-v$djl/engines/pytorch/pytorch-native" ]; then
   djlsrc=$cache/djl-v$djl
 fi
@@ -95,12 +114,6 @@ native=$djlsrc/engines/pytorch/pytorch-native
 mkdir -p "$work/djl"; cp -r "$djlsrc/engines" "$djlsrc/api" "$work/djl/" 2>/dev/null || cp -r "$djlsrc/." "$work/djl/"
 native=$work/djl/engines/pytorch/pytorch-native
 
-if [ -z "$jdkinc" ]; then
-  javac=$(command -v javac) || die "no javac on the PATH: pass --jdk-include <jdk>/include"
-  jdkinc=$(dirname "$(dirname "$(readlink -f "$javac")")")/include
-fi
-[ -f "$jdkinc/jni.h" ] || die "--jdk-include $jdkinc: no jni.h there"
-
 # DJL's build generates the JNI header from PyTorchLibrary.java; a plain clone does not have it yet
 if [ ! -f "$native/build/include/ai_djl_pytorch_jni_PyTorchLibrary.h" ]; then
   src=$work/djl/engines/pytorch/pytorch-engine/src/main/java/ai/djl/pytorch/jni/PyTorchLibrary.java
@@ -115,6 +128,7 @@ fi
 if ! grep -q kBFloat16 "$native/src/main/native/djl_pytorch_utils.h"; then
   (cd "$work/djl" && patch -s -p1 < "$root/scripts/djl-jni-bf16.patch") || die "the bfloat16 patch did not apply to DJL $djl"
 fi
+fi # DJL source
 
 # 3. build both libraries against that PyTorch
 gen=(); command -v ninja >/dev/null && gen=(-G Ninja)
@@ -132,8 +146,11 @@ build() { # name, source dir, build dir, extra cmake args...
     die "building $name failed; the logs are in .grpo4j/failed-build/"
   fi
 }
-build "DJL's PyTorch JNI" "$native" "$work/build-djl" "-DJAVA_INCLUDE_PATH=$jdkinc" "-DJAVA_INCLUDE_PATH2=$jdkinc/linux" \
-  -DJAVA_AWT_INCLUDE_PATH=NotNeeded -DJAVA_JVM_LIBRARY=NotNeeded -DJAVA_AWT_LIBRARY=NotNeeded
+if [ -z "$reuse" ]; then
+  build "DJL's PyTorch JNI" "$native" "$work/build-djl" "-DJAVA_INCLUDE_PATH=$jdkinc" "-DJAVA_INCLUDE_PATH2=$jdkinc/linux" \
+    -DJAVA_AWT_INCLUDE_PATH=NotNeeded -DJAVA_JVM_LIBRARY=NotNeeded -DJAVA_AWT_LIBRARY=NotNeeded
+  reuse=$work/build-djl/libdjl_torch.so
+fi
 build "grpo4j's JNI library" "$root/trainer/src/main/native" "$work/build-grpo4j" "-DJNI_INCLUDE=$jdkinc"
 
 # 4. install: DJL finds its JNI in ENGINE_CACHE_DIR/pytorch/<version>-<flavor>-<platform>/<djl>-libdjl_torch.so and
@@ -141,9 +158,8 @@ build "grpo4j's JNI library" "$root/trainer/src/main/native" "$work/build-grpo4j
 new=$home.new; rm -rf "$new"
 jnidir=$new/engine/pytorch/$version-$flavor-linux-x86_64
 mkdir -p "$jnidir"
-cp "$work/build-djl/libdjl_torch.so" "$jnidir/$djl-libdjl_torch.so"
+cp "$reuse" "$jnidir/$djl-libdjl_torch.so"
 cp "$work/build-grpo4j/libgrpo4j_torch.so" "$new/"
-stamp=$(stat -c '%s %Y' "$libdir/libtorch_cpu.so")
 cat > "$new/pytorch.env" <<EOF
 # written by scripts/setup-pytorch.sh on $(date -u +%Y-%m-%dT%H:%M:%SZ); scripts/setup-pytorch.sh --reset removes it
 PYTORCH_LIBRARY_PATH='$libdir'

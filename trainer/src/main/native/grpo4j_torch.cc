@@ -76,6 +76,9 @@ struct Graph {
 
 extern "C" {
 
+// Bumped with every change of the functions below; NativeTorch.ABI must match, else the library is not used
+JNIEXPORT jint JNICALL Java_io_grpo4j_trainer_device_NativeTorch_abiVersion(JNIEnv*, jclass) { return 2; }
+
 JNIEXPORT jstring JNICALL Java_io_grpo4j_trainer_device_NativeTorch_torchVersion(JNIEnv* env, jclass) {
   return env->NewStringUTF(TORCH_VERSION);
 }
@@ -169,16 +172,69 @@ JNIEXPORT jlong JNICALL Java_io_grpo4j_trainer_device_NativeTorch_castWithGrad(J
   GRPO_CATCH(0)
 }
 
-// softmax(q k^T * scale + mask) v for q (B, H, T, D), k and v (B, Hkv, S, D); mask (B or 1, 1, T, S) additive or 0
+// softmax(q k^T * scale + mask) v for q (B, H, T, D), k and v (B, Hkv, S, D); mask (B or 1, 1, T, S) additive or 0;
+// causal: no mask, the lower triangle (flash kernels); gqa: Hkv divides H
 JNIEXPORT jlong JNICALL Java_io_grpo4j_trainer_device_NativeTorch_attention(JNIEnv* env, jclass, jlong q, jlong k,
                                                                          jlong v, jlong mask, jdouble scale,
-                                                                         jboolean gqa) {
+                                                                         jboolean causal, jboolean gqa) {
   GRPO_TRY
   std::optional<torch::Tensor> m;
   if (mask != 0) m = tensor(mask);
-  return release(at::scaled_dot_product_attention(tensor(q), tensor(k), tensor(v), m, 0.0, false,
+  return release(at::scaled_dot_product_attention(tensor(q), tensor(k), tensor(v), m, 0.0, causal == JNI_TRUE,
                                                   std::optional<double>(scale), gqa == JNI_TRUE));
   GRPO_CATCH(0)
+}
+
+// x * sigmoid(x) in one kernel (and one in backward), differentiable
+JNIEXPORT jlong JNICALL Java_io_grpo4j_trainer_device_NativeTorch_silu(JNIEnv* env, jclass, jlong x) {
+  GRPO_TRY
+  return release(at::silu(tensor(x)));
+  GRPO_CATCH(0)
+}
+
+namespace {
+std::vector<torch::Tensor> tensors(JNIEnv* env, jlongArray handles) {
+  jsize n = env->GetArrayLength(handles);
+  std::vector<jlong> h(n);
+  env->GetLongArrayRegion(handles, 0, n, h.data());
+  std::vector<torch::Tensor> out;
+  out.reserve(n);
+  for (jlong x : h) out.push_back(tensor(x));
+  return out;
+}
+}  // namespace
+
+// sqrt(sum of squares) over all the given tensors (torch.nn.utils.clip_grad_norm_'s total norm), a 0-dim float tensor
+JNIEXPORT jlong JNICALL Java_io_grpo4j_trainer_device_NativeTorch_totalNorm(JNIEnv* env, jclass, jlongArray ts) {
+  GRPO_TRY
+  torch::NoGradGuard noGrad;
+  auto norms = at::_foreach_norm(tensors(env, ts), 2);
+  return release(at::linalg_vector_norm(at::stack(norms), 2));
+  GRPO_CATCH(0)
+}
+
+// One AdamW step over a group of parameters with one weight decay, as torch.optim.AdamW(fused=True): params, grads,
+// first and second moments are lists of equal shapes (views of flat buffers are fine); step is the step number after
+// this update; the gradients are divided by gradDivisor first (clipping: norm / max_norm), 1 = as they are.
+JNIEXPORT void JNICALL Java_io_grpo4j_trainer_device_NativeTorch_adamw(JNIEnv* env, jclass, jlongArray params,
+                                                                    jlongArray grads, jlongArray m, jlongArray v,
+                                                                    jdouble step, jdouble lr, jdouble beta1,
+                                                                    jdouble beta2, jdouble weightDecay, jdouble eps,
+                                                                    jdouble gradDivisor) {
+  GRPO_TRY
+  torch::NoGradGuard noGrad;
+  auto p = tensors(env, params);
+  if (p.empty()) return;
+  auto g = tensors(env, grads);
+  auto ms = tensors(env, m);
+  auto vs = tensors(env, v);
+  auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(p[0].device());
+  // torch.optim.AdamW increments its step tensors, then hands them to the kernel
+  std::vector<torch::Tensor> steps(p.size(), torch::full({}, step, opts));
+  std::optional<torch::Tensor> scale;
+  if (gradDivisor != 1.0) scale = torch::full({}, gradDivisor, opts);
+  at::_fused_adamw_(p, g, ms, vs, {}, steps, lr, beta1, beta2, weightDecay, eps, false, false, scale, std::nullopt);
+  GRPO_CATCH()
 }
 
 // Copies a direct buffer's bytes into the tensor's own storage (same address afterwards), in its dtype and shape

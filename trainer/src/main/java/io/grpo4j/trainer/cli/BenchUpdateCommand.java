@@ -87,8 +87,7 @@ public final class BenchUpdateCommand implements Callable<Integer> {
         advantages[i] = rnd.nextDouble() * 2 - 1;
       }
       CompletionBatch batch = new CompletionBatch(prompts, completions, 0);
-      AdamW adam = new AdamW(policy.parameters(), root.newSubManager(), 0.9, 0.999, 1e-8, 0.0)
-          .afterUpdate(policy::weightsChanged);
+      AdamW adam = new AdamW(policy, root.newSubManager(), 0.9, 0.999, 1e-8, 0.0);
       GrpoLoss.Settings loss = new GrpoLoss.Settings(lossType, beta, 0.2, 0.2, "token", completionLen, false);
       for (int i = 0; i < warmup; i++) {
         PolicyUpdate.run(policy, reference, adam, batch, advantages, loss, 1.0, 1, minibatch, 1.0, 1e-6, null,

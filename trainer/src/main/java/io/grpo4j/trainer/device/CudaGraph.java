@@ -36,7 +36,7 @@ public final class CudaGraph implements AutoCloseable {
 
   /** Makes a side stream current on this thread (capture cannot use the default stream). */
   public static CudaGraph open(Device device) {
-    return new CudaGraph(NativeTorch.graphNew(device.getDeviceId()));
+    return new CudaGraph(NativeTorch.graphNew(Gpu.index(device)));
   }
 
   /** Starts recording. */

@@ -30,22 +30,27 @@ public final class Gpu {
     if (device == null || !device.isGpu() || !NativeTorch.available()) {
       return null;
     }
-    long[] m = NativeTorch.cudaMemory(device.getDeviceId());
+    long[] m = NativeTorch.cudaMemory(index(device));
     return new Memory(m[0], m[1], m[2], m[3]);
   }
 
   /** Starts a new peak window (the next {@link #memory} peak counts from here). */
   public static void resetPeak(Device device) {
     if (device != null && device.isGpu() && NativeTorch.available()) {
-      NativeTorch.cudaResetPeak(device.getDeviceId());
+      NativeTorch.cudaResetPeak(index(device));
     }
   }
 
   /** Waits for the device's queued work (timings of GPU work need it). */
   public static void synchronize(Device device) {
     if (device != null && device.isGpu() && NativeTorch.available()) {
-      NativeTorch.synchronize(device.getDeviceId());
+      NativeTorch.synchronize(index(device));
     }
+  }
+
+  /** The CUDA index of a GPU device (DJL's "gpu" without an index means the first). */
+  static int index(Device device) {
+    return Math.max(0, device.getDeviceId());
   }
 
   /** GPUs PyTorch sees (0 without CUDA). */

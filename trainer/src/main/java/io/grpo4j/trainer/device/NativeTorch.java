@@ -18,6 +18,7 @@ import java.nio.file.Path;
  */
 public final class NativeTorch {
   private static final String ENV = "GRPO4J_NATIVE";
+  private static final int ABI = 2; // = abiVersion() of the sources in trainer/src/main/native
   private static volatile Boolean loaded;
   private static volatile String loadError;
 
@@ -61,7 +62,12 @@ public final class NativeTorch {
     Engine.getInstance(); // libtorch first: this library resolves its symbols there
     try {
       System.load(p);
-      torchVersion();
+      int abi = abiVersion();
+      if (abi != ABI) {
+        loadError = p + " was built from other grpo4j sources (interface " + abi + ", this grpo4j needs " + ABI
+            + "); run scripts/setup-pytorch.sh again";
+        return false;
+      }
       return true;
     } catch (UnsatisfiedLinkError e) {
       loadError = p + " does not match the libtorch DJL loaded (" + e.getMessage() + "); run"
@@ -98,11 +104,43 @@ public final class NativeTorch {
    *
    * @param q (B, H, T, D)
    * @param k (B, Hkv, S, D), likewise v; Hkv may divide H (grouped-query attention)
-   * @param mask additive (B, 1, T, S), or null
+   * @param mask additive (B, 1, T, S); null: causal (the lower triangle), what the flash kernels do fastest
    */
   public static NDArray attention(NDArray q, NDArray k, NDArray v, NDArray mask, double scale) {
     boolean gqa = q.getShape().get(1) != k.getShape().get(1);
-    return wrap(q, attention(handle(q), handle(k), handle(v), mask == null ? 0 : handle(mask), scale, gqa));
+    return wrap(q, attention(handle(q), handle(k), handle(v), mask == null ? 0 : handle(mask), scale, mask == null,
+        gqa));
+  }
+
+  /** x * sigmoid(x), one kernel forward and one backward, differentiable. */
+  public static NDArray silu(NDArray x) {
+    return wrap(x, silu(handle(x)));
+  }
+
+  /** The 2-norm over all the tensors, as one float (torch.nn.utils.clip_grad_norm_'s total norm). */
+  public static double totalNorm(java.util.List<NDArray> tensors) {
+    try (NDArray n = wrap(tensors.get(0), totalNorm(handles(tensors)))) {
+      return n.getFloat();
+    }
+  }
+
+  /**
+   * One AdamW update of a parameter group as torch.optim.AdamW(fused=True), in place: {@code step} is the step
+   * number after this update, gradients are divided by {@code gradDivisor} first (1 = unchanged).
+   */
+  public static void adamw(java.util.List<NDArray> params, java.util.List<NDArray> grads, java.util.List<NDArray> m,
+      java.util.List<NDArray> v, long step, double lr, double beta1, double beta2, double weightDecay, double eps,
+      double gradDivisor) {
+    adamw(handles(params), handles(grads), handles(m), handles(v), step, lr, beta1, beta2, weightDecay, eps,
+        gradDivisor);
+  }
+
+  private static long[] handles(java.util.List<NDArray> a) {
+    long[] h = new long[a.size()];
+    for (int i = 0; i < h.length; i++) {
+      h[i] = handle(a.get(i));
+    }
+    return h;
   }
 
   /** Copies a direct buffer into {@code dst}'s own storage (same device address afterwards). */
@@ -114,6 +152,8 @@ public final class NativeTorch {
   public static void copyInto(NDArray dst, NDArray src) {
     copyInto(handle(dst), handle(src));
   }
+
+  private static native int abiVersion();
 
   public static native String torchVersion();
 
@@ -137,7 +177,15 @@ public final class NativeTorch {
 
   private static native long castWithGrad(long handle, int dtype);
 
-  private static native long attention(long q, long k, long v, long mask, double scale, boolean gqa);
+  private static native long attention(long q, long k, long v, long mask, double scale, boolean causal,
+      boolean gqa);
+
+  private static native long silu(long x);
+
+  private static native long totalNorm(long[] tensors);
+
+  private static native void adamw(long[] params, long[] grads, long[] m, long[] v, double step, double lr,
+      double beta1, double beta2, double weightDecay, double eps, double gradDivisor);
 
   private static native void copyFromHost(long handle, ByteBuffer buffer);
 

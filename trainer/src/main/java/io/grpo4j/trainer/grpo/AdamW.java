@@ -22,6 +22,11 @@ import java.util.Map;
  * moments are exposed per parameter name for checkpoints.
  *
  * <p>Weight decay skips biases and norm weights, as the Hugging Face Trainer (and so TRL) does.
+ *
+ * <p>With grpo4j's native library (scripts/setup-pytorch.sh) the update is libtorch's fused AdamW kernel (what
+ * torch.optim.AdamW(fused=True) runs: one pass over parameters, gradients and moments instead of a dozen) and the
+ * gradient norm a multi-tensor norm, with no flat copy of the gradients; the moments stay the same flat vectors (the
+ * kernel works on per-parameter views of them). Gradients summed from shard replicas take the flat path.
  */
 public final class AdamW {
   private final List<String> names = new ArrayList<>();
@@ -42,6 +47,9 @@ public final class AdamW {
   private NDArray flatGrad;
   private List<List<NDArray>> gradientSources; // null: the parameters' own gradients
   private Runnable afterUpdate = () -> {};
+  private final boolean fused = io.grpo4j.trainer.device.NativeTorch.available();
+  private double gradDivisor = 1; // fused path: clipping divides the gradients inside the update
+  private List<NDArray> momentViews; // fused path: per-parameter views of m then v, rebuilt after a restore
 
   public AdamW(Map<String, NDArray> params, NDManager state, double beta1, double beta2, double eps,
       double weightDecay) {
@@ -79,10 +87,14 @@ public final class AdamW {
     return step;
   }
 
-  /** Runs after every update, once the parameters hold their new values (models refresh derived copies). */
-  public AdamW afterUpdate(Runnable r) {
-    this.afterUpdate = r;
-    return this;
+  /**
+   * AdamW over a model's parameters: after every update the model is told that its weights changed (it refreshes
+   * the copies its no-grad forwards use).
+   */
+  public AdamW(io.grpo4j.trainer.model.CausalLM model, NDManager state, double beta1, double beta2, double eps,
+      double weightDecay) {
+    this(model.parameters(), state, beta1, beta2, eps, weightDecay);
+    this.afterUpdate = model::weightsChanged;
   }
 
   public void setStep(long step) {
@@ -116,6 +128,7 @@ public final class AdamW {
     v.close();
     m = newM;
     v = newV;
+    momentViews = null;
   }
 
   private float[] flatten(Map<String, float[]> byName, String what) {
@@ -166,10 +179,20 @@ public final class AdamW {
     gradientSources = copy;
   }
 
+  private boolean fusedPath() {
+    return fused && gradientSources == null && total > 0;
+  }
+
   /** sqrt(sum of squared gradients): one number read back per call. */
   public double gradNorm() {
     if (total == 0) {
       return 0;
+    }
+    if (fusedPath()) {
+      try (NDManager tmp = state.newSubManager()) {
+        List<NDArray> grads = gradients(tmp);
+        return io.grpo4j.trainer.device.NativeTorch.totalNorm(grads) / gradDivisor;
+      }
     }
     NDArray g = gatheredGradient();
     try (NDArray sq = g.dot(g)) {
@@ -179,6 +202,10 @@ public final class AdamW {
 
   /** Scales every gradient by {@code factor} (clipping). */
   public void scaleGradients(double factor) {
+    if (fusedPath()) {
+      gradDivisor /= factor;
+      return;
+    }
     if (total > 0) {
       try (NoGrad noGrad = NoGrad.enter()) {
         gatheredGradient().muli(factor);
@@ -188,6 +215,7 @@ public final class AdamW {
 
   /** Zeroes the parameters' (and the gradient sources') gradients and forgets the gathered copy. */
   public void zeroGradients() {
+    gradDivisor = 1;
     for (NDArray p : params) {
       JniUtils.zeroGrad((PtNDArray) p);
     }
@@ -210,6 +238,12 @@ public final class AdamW {
   public void update(double lr) {
     step++;
     if (total == 0) {
+      return;
+    }
+    if (fusedPath()) {
+      fusedUpdate(lr);
+      zeroGradients();
+      afterUpdate.run();
       return;
     }
     double bc1 = 1 - Math.pow(beta1, step);
@@ -244,6 +278,54 @@ public final class AdamW {
     }
     zeroGradients();
     afterUpdate.run();
+  }
+
+  /** libtorch's fused AdamW kernel, once for the decayed parameters and once for the rest. */
+  private void fusedUpdate(double lr) {
+    if (momentViews == null) {
+      momentViews = new ArrayList<>();
+      for (NDArray flat : new NDArray[] {m, v}) {
+        NDList parts = params.size() == 1 ? new NDList(flat) : flat.split(splitPoints);
+        for (int i = 0; i < params.size(); i++) {
+          NDArray view = parts.get(i).reshape(shapes.get(i));
+          view.attach(state);
+          momentViews.add(view);
+        }
+        parts.attach(state);
+      }
+    }
+    try (NoGrad noGrad = NoGrad.enter(); NDManager tmp = state.newSubManager()) {
+      List<NDArray> grads = gradients(tmp);
+      for (boolean decay : new boolean[] {true, false}) {
+        List<NDArray> p = new ArrayList<>();
+        List<NDArray> g = new ArrayList<>();
+        List<NDArray> mm = new ArrayList<>();
+        List<NDArray> vv = new ArrayList<>();
+        for (int i = 0; i < params.size(); i++) {
+          if (decayed.get(i) == decay) {
+            p.add(params.get(i));
+            g.add(grads.get(i));
+            mm.add(momentViews.get(i));
+            vv.add(momentViews.get(params.size() + i));
+          }
+        }
+        if (!p.isEmpty()) {
+          io.grpo4j.trainer.device.NativeTorch.adamw(p, g, mm, vv, step, lr, beta1, beta2, decay ? weightDecay : 0,
+              eps, gradDivisor);
+        }
+      }
+    }
+  }
+
+  /** The parameters' own gradients (handles in {@code tmp}). */
+  private List<NDArray> gradients(NDManager tmp) {
+    List<NDArray> out = new ArrayList<>(params.size());
+    for (NDArray p : params) {
+      NDArray g = p.getGradient();
+      g.attach(tmp);
+      out.add(g);
+    }
+    return out;
   }
 
   /** All gradients as one flat vector (gathered once per update; gradients must be final when first asked). */

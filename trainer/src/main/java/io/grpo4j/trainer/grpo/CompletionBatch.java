@@ -119,8 +119,15 @@ public final class CompletionBatch {
     return m.create(flat, new Shape(rows, promptLength + completionLength));
   }
 
-  /** (N, 1, T, T) additive causal + padding bias */
+  /**
+   * (N, 1, T, T) additive causal + padding bias, or null when no prompt is left-padded: then the plain causal mask
+   * is exact for every real token (right padding only ever lies in a real token's future), and a model can use
+   * causal attention kernels without a mask.
+   */
   public NDArray attentionBias(NDManager m) {
+    if (!AttentionBias.leftPadded(mask, promptLength)) {
+      return null;
+    }
     return AttentionBias.of(m, mask, promptLength + completionLength);
   }
 

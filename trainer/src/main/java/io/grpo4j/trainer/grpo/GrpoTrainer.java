@@ -90,8 +90,8 @@ public final class GrpoTrainer implements AutoCloseable {
     this.rollout = cfg.rollout().remote() ? new OpenAiRollout(cfg.rollout(), policy.config().vocabSize())
         : new LocalRollout(policy, tokenizer.padTokenId());
     var o = cfg.optimizer();
-    this.optimizer = new AdamW(policy.parameters(), root.newSubManager(), o.beta1(), o.beta2(), o.eps(),
-        o.weightDecay()).afterUpdate(policy::weightsChanged);
+    this.optimizer = new AdamW(policy, root.newSubManager(), o.beta1(), o.beta2(), o.eps(),
+        o.weightDecay());
     this.schedule = new LrSchedule(cfg.schedule().type(), o.lr(), cfg.schedule().warmupSteps(),
         cfg.training().steps(), cfg.schedule().minLrRatio());
     this.checkpointer = new Checkpointer(runDir, cfg.checkpoint().keepLast());

@@ -234,7 +234,10 @@ public final class PolicyUpdate {
       JniUtils.backward((PtNDArray) scaled, (PtNDArray) m.ones(scaled.getShape()), false, false);
       // token means over the whole pass, whatever the chunking: each chunk's mean weighted by its share of tokens
       double frac = part.completionTokens() / Math.max(1.0, stepTokens);
-      double ent = lp.entropy().mul(mask).sum().getFloat() / Math.max(1, part.completionTokens());
+      // (a token mean; on large steps over the positions where the entropy was computed, see PolicyLogProbs)
+      NDArray entMask = lp.entropyAt() == null ? mask : mask.mul(lp.entropyAt());
+      double entTokens = lp.entropyAt() == null ? part.completionTokens() : entMask.sum().getFloat();
+      double ent = entTokens == 0 ? 0 : lp.entropy().mul(entMask).sum().getFloat() / entTokens;
       return new ChunkResult(out.loss().getFloat(), weight, frac, out.klMean().getFloat(), out.clipLow().getFloat(),
           out.clipHigh().getFloat(), ent, diffValues, diffValues == null ? null : part.completionMaskValues());
     }

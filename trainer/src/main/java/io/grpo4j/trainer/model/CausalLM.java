@@ -222,7 +222,8 @@ public final class CausalLM implements AutoCloseable {
    * @param inputIds (B, T) int64 token ids, in the caller's step manager
    * @param positionIds (B, T) int64 positions ({@code cumsum(mask) - 1} for left-padded batches)
    * @param attentionBias (B, 1, T, T_keys) float32, 0 where attending is allowed and {@link AttentionBias#MASKED}
-   *     elsewhere (see {@link AttentionBias}); T_keys = T_past + T, or a {@link StaticKvCache}'s capacity
+   *     elsewhere (see {@link AttentionBias}); T_keys = T_past + T, or a {@link StaticKvCache}'s capacity. null:
+   *     plainly causal (no padding, no cache), which the fused kernels run without any mask
    * @param cache keys/values of earlier tokens, extended in place; null for a plain full forward
    * @return the final normed hidden states (B, T, H), float32; pass them to {@link #logits}
    */
@@ -232,7 +233,10 @@ public final class CausalLM implements AutoCloseable {
       Rotary rot = rotary(positionIds);
       NDArray mask = attentionBias;
       boolean fused = fusedAttention && cache == null;
-      if (fused && attentionBias.getDataType() != precision.computeType()) {
+      if (mask == null && !fused) {
+        long t = inputIds.getShape().get(1);
+        mask = AttentionBias.causalOnly(inputIds.getManager(), (int) t, (int) t);
+      } else if (fused && mask != null && mask.getDataType() != precision.computeType()) {
         mask = attentionBias.toType(precision.computeType(), false); // the fused kernels take the query's dtype
       }
       for (int i = 0; i < blocks.length; i++) {
@@ -357,8 +361,7 @@ public final class CausalLM implements AutoCloseable {
     NDArray h2 = compute(rmsNorm(x1, p.postNorm()));
     NDArray gate = Linear.linear(h2, w.gate()).singletonOrThrow();
     NDArray up = closing(Linear.linear(h2, w.up()).singletonOrThrow(), h2);
-    NDArray sig = Activation.sigmoid(gate);
-    NDArray silu = closing(gate.mul(sig), gate, sig); // SwiGLU: silu(gate) * up
+    NDArray silu = silu(gate); // SwiGLU: silu(gate) * up
     NDArray act = closing(silu.mul(up), silu, up);
     NDArray down = closing(Linear.linear(act, w.down()).singletonOrThrow(), act);
     NDArray out = closing(x1.add(down), down);
@@ -396,8 +399,9 @@ public final class CausalLM implements AutoCloseable {
 
   /**
    * The same through libtorch's scaled_dot_product_attention (flash / memory-efficient kernels: no (T, Tk) score
-   * matrix kept for backward). K/V heads are repeated for the query heads: the memory-efficient kernel, the one that
-   * takes a padding mask, has no grouped-query mode.
+   * matrix kept for backward). Without a mask (no padding) it is causal, the flash kernels' case, grouped-query as
+   * is; with one, K/V heads are repeated for the query heads: the memory-efficient kernel, the one that takes a
+   * padding mask, has no grouped-query mode.
    */
   private NDArray fusedAttention(NDArray q, NDArray kt, NDArray v, NDArray mask, long b, long t) {
     int nH = config.numAttentionHeads();
@@ -407,7 +411,7 @@ public final class CausalLM implements AutoCloseable {
     NDArray qt = closing(q.transpose(0, 2, 1, 3), q); // (B, nH, T, D)
     NDArray k = kt;
     NDArray vv = v;
-    if (nH != nKv) {
+    if (nH != nKv && mask != null) {
       k = repeatHeads(kt, b, nKv, nH / nKv, tk, d);
       vv = repeatHeads(v, b, nKv, nH / nKv, tk, d);
     }
@@ -419,6 +423,15 @@ public final class CausalLM implements AutoCloseable {
     }
     NDArray ctxT = closing(ctx.transpose(0, 2, 1, 3), ctx);
     return closing(ctxT.reshape(b, t, (long) nH * d), ctxT);
+  }
+
+  /** x * sigmoid(x), closing x: one fused kernel with the native library, else two ops. */
+  private static NDArray silu(NDArray x) {
+    if (NativeTorch.available()) {
+      return closing(NativeTorch.silu(x), x);
+    }
+    NDArray sig = Activation.sigmoid(x);
+    return closing(x.mul(sig), x, sig);
   }
 
   /** (B, nKv, T, D) -> (B, nKv * rep, T, D), kv head g serving query heads g*rep .. g*rep+rep-1. */

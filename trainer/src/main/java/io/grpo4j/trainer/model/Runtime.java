@@ -52,6 +52,9 @@ public final class Runtime {
     } catch (RuntimeException e) {
       throw new IllegalArgumentException("device \"" + name + "\" is not cpu, gpu or gpu(N)");
     }
+    if (d.isGpu() && d.getDeviceId() < 0) {
+      d = Device.gpu(0); // DJL reads a bare "gpu" as id -1; CUDA calls need a real index
+    }
     if (d.isGpu()) {
       int gpus = engine().getGpuCount();
       if (gpus == 0) {

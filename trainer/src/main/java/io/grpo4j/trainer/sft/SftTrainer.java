@@ -72,8 +72,7 @@ public final class SftTrainer implements AutoCloseable {
     this.totalSteps = cfg.steps() > 0 ? cfg.steps()
         : Math.max(1, (int) Math.ceil(dataset.train().size() * (double) cfg.epochs() / cfg.batchSize()));
     var o = cfg.optimizer();
-    this.optimizer = new AdamW(model.parameters(), root.newSubManager(), o.beta1(), o.beta2(), o.eps(), o.weightDecay())
-        .afterUpdate(model::weightsChanged);
+    this.optimizer = new AdamW(model, root.newSubManager(), o.beta1(), o.beta2(), o.eps(), o.weightDecay());
     this.schedule = new LrSchedule(cfg.schedule().type(), o.lr(), cfg.schedule().warmupSteps(), totalSteps,
         cfg.schedule().minLrRatio());
     this.checkpointer = new Checkpointer(runDir, cfg.checkpoint().keepLast());

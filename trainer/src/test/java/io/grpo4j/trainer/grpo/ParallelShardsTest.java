@@ -143,7 +143,7 @@ class ParallelShardsTest {
         CausalLM policy = HfCheckpoint.load(Fixtures.model("tiny-qwen2"), root.newSubManager());
         CausalLM reference = HfCheckpoint.load(Fixtures.model("tiny-qwen2"), root.newSubManager())) {
       policy.setTrainable(true);
-      AdamW adam = new AdamW(policy.parameters(), root.newSubManager(), 0.9, 0.999, 1e-8, 0.0);
+      AdamW adam = new AdamW(policy, root.newSubManager(), 0.9, 0.999, 1e-8, 0.0);
       GrpoLoss.Settings s = new GrpoLoss.Settings(type, 0.04, 0.2, 0.28, "token", 16, true);
       PolicyUpdate.run(policy, reference, adam, batch, adv, s, 0.9, 1, minibatch, 0.0, 0.0, sampler, shards);
       return adam.firstMoments();
@@ -157,7 +157,7 @@ class ParallelShardsTest {
         CausalLM reference = HfCheckpoint.load(Fixtures.model("tiny-qwen2"), root.newSubManager())) {
       policy.setTrainable(true);
       Map<String, float[]> initial = snapshot(policy);
-      AdamW adam = new AdamW(policy.parameters(), root.newSubManager(), 0.9, 0.999, 1e-8, 0.0);
+      AdamW adam = new AdamW(policy, root.newSubManager(), 0.9, 0.999, 1e-8, 0.0);
       GrpoLoss.Settings s = new GrpoLoss.Settings(type, 0.04, 0.2, 0.28, "token", 16, true);
       // two steps, so that the second sees a policy that differs from the reference (non-zero KL, clipping)
       PolicyUpdate.run(policy, reference, adam, batch, adv, s, 0.9, 2, minibatch, 1.0, LR, sampler, shards);

@@ -70,6 +70,16 @@ class PolicyLogProbsTest {
       for (float e : ent) { // nats, between a point mass and the uniform distribution
         org.junit.jupiter.api.Assertions.assertTrue(e > 0 && e <= Math.log(v) + 1e-4, "entropy " + e);
       }
+      org.junit.jupiter.api.Assertions.assertNull(r.entropyAt(), "small steps: the entropy of every position");
+      // a large step (here: a budget of 7 positions' logits) takes the entropy at every k-th position: the same values
+      PolicyLogProbs.Result strided = PolicyLogProbs.compute(model, m, b, temperature, true, 7L * v);
+      int stride = (rows * c + 6) / 7;
+      float[] at = strided.entropyAt().toFloatArray();
+      float[] sub = strided.entropy().toFloatArray();
+      for (int i = 0; i < rows * c; i++) {
+        assertEquals(i % stride == 0 ? 1f : 0f, at[i], "entropyAt[" + i + "]");
+        assertEquals(i % stride == 0 ? ent[i] : 0f, sub[i], 1e-6, "strided entropy[" + i + "]");
+      }
     }
   }
 }
