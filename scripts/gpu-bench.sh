@@ -46,14 +46,14 @@ run torch-train-tf32 "${P[@]}" --dtype tf32 --iters 5
 run torch-train-fp32 "${P[@]}" --dtype fp32 --iters 3
 fi
 if [[ $phases == *" step "* ]]; then
-run grpo-step-bf16 scripts/grpo bench train --model "$M" --set device=gpu --set precision=bf16 --prompts 8 --group 8 \
+run grpo-step-bf16 scripts/grpo bench train --model "$M" --device gpu --precision bf16 --prompts 8 --group 8 \
   --new-tokens 256 --beta 0.04 --steps 8 --warmup 2 --json
 
 fi
 if [[ $phases == *" memory "* ]]; then
 # GPU memory over a long run (smaller steps, so that the steps are many)
 rm -rf "$out/memory-run"
-run memory scripts/grpo bench train --model "$M" --set device=gpu --set precision=bf16 --prompts 2 --group 2 \
+run memory scripts/grpo bench train --model "$M" --device gpu --precision bf16 --prompts 2 --group 2 \
   --new-tokens 32 --beta 0.04 --steps "$steps" --warmup 0 --keep-run "$out/memory-run" --json
 "$py" - "$out" "$steps" <<'PY'
 import json, sys

@@ -48,6 +48,12 @@ public final class BenchTrainCommand implements Callable<Integer> {
   @Option(names = "--beta", defaultValue = "0.04", description = "KL weight; 0 skips the reference model.")
   double beta;
 
+  @Option(names = "--device", description = "cpu, gpu or gpu(N) (default: the config's, else cpu).")
+  String device;
+
+  @Option(names = "--precision", description = "auto | fp32 | tf32 | bf16 (default: the config's, else auto).")
+  String precision;
+
   @Option(names = "--keep-run", description = "Run in this folder and keep it (metrics.jsonl per step), instead of a"
       + " temporary one.")
   Path keepRun;
@@ -76,6 +82,12 @@ public final class BenchTrainCommand implements Callable<Integer> {
     }
     for (String s : overrides) {
       ConfigFiles.set(y, s);
+    }
+    if (device != null) {
+      ConfigFiles.set(y, "device=" + device);
+    }
+    if (precision != null) {
+      ConfigFiles.set(y, "precision=" + precision);
     }
     ConfigFiles.set(y, "training.steps=" + (warmup + steps));
     ConfigFiles.set(y, "logging.progress=false");

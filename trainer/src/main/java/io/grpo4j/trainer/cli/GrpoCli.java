@@ -54,8 +54,9 @@ public final class GrpoCli implements Runnable {
       }
       if (io.grpo4j.trainer.device.OutOfMemory.is(ex)) {
         // a command without its own account of shapes: name the flags that size its work
+        io.grpo4j.trainer.device.OutOfMemory.release(ai.djl.Device.gpu());
         cmd.getErr().println("grpo " + cmd.getCommandName() + ": the device ran out of memory ("
-            + ex.getMessage().lines().findFirst().orElse("").trim() + "). Lower the batch (--batch, --rows,"
+            + io.grpo4j.trainer.device.OutOfMemory.summary(ex) + "). Lower the batch (--batch, --rows,"
             + " --minibatch, --max-batch), the lengths (--prompt-len, --new-tokens, --completion-len) or use"
             + " --precision bf16");
         return 3;

@@ -11,7 +11,9 @@ import org.junit.jupiter.api.Test;
 /** The out-of-memory message itself (the real thing is provoked in CudaTest, on a GPU). */
 class OutOfMemoryTest {
   private static final String TORCH = "CUDA out of memory. Tried to allocate 38.00 GiB. GPU 0 has a total capacity of"
-      + " 139.80 GiB of which 2.10 GiB is free.\nException raised from malloc at ...";
+      + " 139.80 GiB of which 2.10 GiB is free. Including non-PyTorch memory, this process has 137.01 GiB memory in"
+      + " use. If reserved but unallocated memory is large try setting PYTORCH_CUDA_ALLOC_CONF\nException raised from"
+      + " malloc at ...";
 
   @Test
   void recognisesPyTorchsMessageAnywhereInTheCauses() {
@@ -30,6 +32,7 @@ class OutOfMemoryTest {
     assertTrue(m.endsWith("[CUDA out of memory. Tried to allocate 38.00 GiB. GPU 0 has a total capacity of 139.80 GiB"
         + " of which 2.10 GiB is free.]"), m);
     assertFalse(m.contains("\n"), "one line");
+    assertFalse(m.contains("Including non-PyTorch") || m.contains("PYTORCH_CUDA_ALLOC_CONF"), "no advice paragraph");
     assertEquals("10.0 GB", OutOfMemory.logitsGb(64, 256, 152_587));
   }
 }
