@@ -307,12 +307,21 @@ public final class CodeTestReward implements RewardFunction {
           ParamSpec.of("max_output_kb", "int", 1024, "stdout/stderr cap; past it the run fails"),
           ParamSpec.of("max_file_kb", "int", 10240, "largest file the program may write"),
           ParamSpec.of("parallelism", "int", 0, "programs run at once; 0 = number of cores"),
-          ParamSpec.of("sandbox", "string", "auto", "auto | bwrap | rlimit-only | none"),
+          ParamSpec.of("sandbox", "string", "auto", "auto: bubblewrap, else (as root) an unshare + chroot jail with the"
+              + " same guarantees; refuses rather than isolating less. bwrap: namespaces (no network, private pids,"
+              + " read-only system, private /tmp, only the work folder writable, nothing else of the file system"
+              + " visible) + unprivileged uid + rlimits. rlimit-only: as root the jail (same guarantees); as another"
+              + " user rlimits and file permissions only (no file system or network isolation). none: nothing"),
           ParamSpec.of("allow_unsandboxed", "boolean", false, "permit sandbox: none (or auto with no isolation)"));
     }
 
     @Override
     public RewardFunction create(Params p) {
+      return create(p, System.getenv("PATH"));
+    }
+
+    /** As {@link #create(Params)}, with the sandbox's helper programs looked up on {@code searchPath}. */
+    RewardFunction create(Params p, String searchPath) {
       String language = p.getString("language");
       if (!language.equals("python")) {
         throw new RewardConfigException("reward \"code_tests\": param \"language\" = \"" + language
@@ -325,7 +334,7 @@ public final class CodeTestReward implements RewardFunction {
       int par = p.getInt("parallelism") > 0 ? p.getInt("parallelism") : Runtime.getRuntime().availableProcessors();
       Sandbox sb;
       try {
-        sb = Sandbox.detect(p.getString("sandbox"), p.getBoolean("allow_unsandboxed"));
+        sb = Sandbox.detect(p.getString("sandbox"), p.getBoolean("allow_unsandboxed"), searchPath);
       } catch (IllegalStateException | IllegalArgumentException e) {
         throw new RewardConfigException("reward \"code_tests\": " + e.getMessage());
       }

@@ -8,6 +8,7 @@ import io.grpo4j.rewards.RewardFunction;
 import io.grpo4j.rewards.RewardFunctionProvider;
 import io.grpo4j.rewards.math.AnswerExtractor;
 import io.grpo4j.rewards.math.MathEquivalence;
+import io.grpo4j.rewards.math.MathVerifier;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.regex.Pattern;
@@ -18,13 +19,11 @@ import java.util.regex.PatternSyntaxException;
  * Not applicable (null) on a row without a gold answer.
  */
 public final class MathAnswerReward implements RewardFunction {
-  private final AnswerExtractor extractor;
-  private final MathEquivalence equivalence;
+  private final MathVerifier verifier;
   private final String goldField;
 
   public MathAnswerReward(AnswerExtractor extractor, MathEquivalence equivalence, String goldField) {
-    this.extractor = extractor;
-    this.equivalence = equivalence;
+    this.verifier = new MathVerifier(extractor, equivalence);
     this.goldField = goldField;
   }
 
@@ -48,8 +47,7 @@ public final class MathAnswerReward implements RewardFunction {
   }
 
   public double score(String gold, String completion) {
-    String pred = extractor.extract(completion);
-    return pred != null && equivalence.equivalent(AnswerExtractor.goldAnswer(gold), pred) ? 1.0 : 0.0;
+    return verifier.verify(gold, completion) ? 1.0 : 0.0;
   }
 
   public static final class Provider implements RewardFunctionProvider {
@@ -60,16 +58,21 @@ public final class MathAnswerReward implements RewardFunction {
 
     @Override
     public String description() {
-      return "1 if the final answer (<answer>, last \\boxed{}, #### or regex) equals the gold answer";
+      return "1 if the final answer equals the gold answer (extraction and comparison as Hugging Face Math-Verify)";
     }
 
     @Override
     public List<ParamSpec> params() {
       return List.of(
-          ParamSpec.of("extract", "list", List.of("answer_tag", "boxed", "gsm8k"),
-              "where to look for the answer, in order: answer_tag | boxed | gsm8k | regex"),
+          ParamSpec.of("extract", "list", AnswerExtractor.DEFAULT_MODES,
+              "where answers are looked for: answer_tag (only inside the last <answer> block, when there is one),"
+                  + " boxed (\\boxed{}, first), latex ($...$, \\(...\\), \\[...\\], $$...$$, a bare \\frac), expr"
+                  + " (plain numbers and expressions), gsm8k (#### tail), regex; priority: 'final answer is X. I hope',"
+                  + " boxed, 'final answer ... is X', 'answer: X', 'answer ... X', anything; the last match wins"),
           ParamSpec.of("regex", "string", null, "pattern whose group 1 is the answer (with extract: [regex])"),
           ParamSpec.of("relative_tolerance", "double", 1e-6, "numbers closer than this (relatively) are equal"),
+          ParamSpec.of("precision", "int", 6, "a number written with a decimal point matches when equal after"
+              + " rounding both to this many decimals (Math-Verify's float_rounding)"),
           ParamSpec.of("degrees_as_radians", "boolean", false, "treat 90^\\circ as \\pi/2 instead of 90"),
           ParamSpec.of("answer_field", "string", "answer", "the row field holding the gold answer"));
     }
@@ -78,9 +81,9 @@ public final class MathAnswerReward implements RewardFunction {
     public RewardFunction create(Params p) {
       List<String> methods = p.getList("extract");
       for (String m : methods) {
-        if (!List.of("answer_tag", "boxed", "gsm8k", "regex").contains(m)) {
+        if (!AnswerExtractor.MODES.contains(m)) {
           throw new RewardConfigException("reward \"math_answer\": param \"extract\" has \"" + m
-              + "\"; allowed: answer_tag, boxed, gsm8k, regex");
+              + "\"; allowed: " + String.join(", ", AnswerExtractor.MODES));
         }
       }
       Pattern regex = null;
@@ -94,7 +97,8 @@ public final class MathAnswerReward implements RewardFunction {
         throw new RewardConfigException("reward \"math_answer\": extract lists regex but param \"regex\" is not set");
       }
       return new MathAnswerReward(new AnswerExtractor(methods, regex),
-          new MathEquivalence(p.doubleIn("relative_tolerance", 0, 1), p.getBoolean("degrees_as_radians")),
+          new MathEquivalence(p.doubleIn("relative_tolerance", 0, 1), p.getBoolean("degrees_as_radians"),
+              p.intIn("precision", 0, 15)),
           p.getString("answer_field"));
     }
   }

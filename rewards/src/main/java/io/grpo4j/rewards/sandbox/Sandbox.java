@@ -18,6 +18,13 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * folder as the only writable place, no network, a private process namespace, CPU / memory / process / file-size
  * rlimits under an unprivileged uid, a wall-clock limit that kills the whole process tree, and capped output.
  *
+ * <p>Two ways to get the namespaces: bubblewrap, or (as root, without bubblewrap) {@code unshare} with a jail of
+ * our own: a private mount namespace whose root is an empty tmpfs holding read-only binds of /usr, /bin, /lib...,
+ * a private /tmp, a minimal /dev, a fresh /proc and the work folder as /sandbox, entered with chroot. Both give the
+ * same guarantees (the adversarial suite runs against each); {@code auto} takes bubblewrap, else the jail, and
+ * refuses to fall back to anything weaker unless {@code rlimit-only} is asked for by name (then, as a non-root
+ * user who cannot make namespaces, only rlimits and file permissions stand between the program and the machine).
+ *
  * <p>Root ignores RLIMIT_NPROC, so as root each parallel slot runs under its own unused uid ({@code 61000 + slot})
  * and the process limit holds per slot. As an ordinary user the uid cannot change; bubblewrap then uses a user
  * namespace and the process limit counts the user's existing processes too.
@@ -27,12 +34,40 @@ public final class Sandbox {
   private final Isolation isolation;
   private final boolean root;
   private final boolean unshareWorks; // rlimit-only: unshare --pid --net available
+  private final boolean jail; // rlimit-only as root: the unshare + chroot jail
   private final List<String> systemMounts;
+  private final Tools tools;
 
-  private Sandbox(Isolation isolation, boolean root, boolean unshareWorks) {
+  /** Absolute paths of the helper programs, resolved once on a given search path. */
+  record Tools(String bwrap, String prlimit, String unshare, String setpriv, String chroot) {
+    static Tools on(String searchPath) {
+      return new Tools(which("bwrap", searchPath), which("prlimit", searchPath), which("unshare", searchPath),
+          which("setpriv", searchPath), which("chroot", searchPath + ":/usr/sbin:/sbin"));
+    }
+
+    private static String which(String name, String searchPath) {
+      for (String dir : (searchPath == null ? "" : searchPath).split(":")) {
+        if (!dir.isEmpty()) {
+          Path p = Path.of(dir, name);
+          if (Files.isExecutable(p)) {
+            try {
+              return p.toRealPath().toString(); // the real file: a jail mirrors /usr, not the folder of a link
+            } catch (IOException e) {
+              return p.toString();
+            }
+          }
+        }
+      }
+      return null;
+    }
+  }
+
+  private Sandbox(Isolation isolation, boolean root, boolean unshareWorks, boolean jail, Tools tools) {
     this.isolation = isolation;
     this.root = root;
     this.unshareWorks = unshareWorks;
+    this.jail = jail;
+    this.tools = tools;
     this.systemMounts = systemMounts();
   }
 
@@ -45,9 +80,14 @@ public final class Sandbox {
     return switch (isolation) {
       case BWRAP -> "bwrap (no network, private pid/ipc/uts, read-only /usr, private /tmp)"
           + (root ? " + per-slot unprivileged uid" : " + user namespace") + " + rlimits";
-      case RLIMIT_ONLY -> "rlimits" + (root ? " + per-slot unprivileged uid" : "")
-          + (unshareWorks ? " + no network + private pid namespace (unshare)" : " (network NOT isolated)")
-          + "; files protected by permissions only";
+      case RLIMIT_ONLY -> jail
+          ? "unshare jail (no network, private pid and mount namespaces: read-only /usr, private /tmp, the work"
+              + " folder the only writable place, nothing else of the file system visible) + per-slot unprivileged"
+              + " uid + rlimits"
+          : "rlimits" + (root ? " + per-slot unprivileged uid" : "")
+              + (unshareWorks ? " + no network + private pid namespace (unshare)" : " (network NOT isolated)")
+              + "; files protected by permissions only (the program can read anything its uid can, and write"
+              + " where its uid may)";
       case NONE -> "NO ISOLATION (allow_unsandboxed: true)";
     };
   }
@@ -57,11 +97,22 @@ public final class Sandbox {
    * @param allowUnsandboxed required for mode none, and for auto when nothing works
    */
   public static Sandbox detect(String mode, boolean allowUnsandboxed) {
+    return detect(mode, allowUnsandboxed, System.getenv("PATH"));
+  }
+
+  /** As {@link #detect(String, boolean)}, finding bwrap, prlimit, unshare and setpriv on {@code searchPath}. */
+  public static Sandbox detect(String mode, boolean allowUnsandboxed, String searchPath) {
     boolean root = isRoot();
-    boolean bwrap = works(root ? List.of("bwrap", "--ro-bind", "/", "/", "--unshare-net", "--unshare-pid", "true")
-        : List.of("bwrap", "--unshare-user", "--ro-bind", "/", "/", "--unshare-net", "--unshare-pid", "true"));
-    boolean prlimit = works(List.of("prlimit", "--nofile=64", "true"));
-    boolean unshare = root && works(List.of("unshare", "--pid", "--fork", "--kill-child", "--net", "true"));
+    Tools t = Tools.on(searchPath);
+    boolean bwrap = t.bwrap() != null && works(root
+        ? List.of(t.bwrap(), "--ro-bind", "/", "/", "--unshare-net", "--unshare-pid", "true")
+        : List.of(t.bwrap(), "--unshare-user", "--ro-bind", "/", "/", "--unshare-net", "--unshare-pid", "true"));
+    boolean prlimit = t.prlimit() != null && works(List.of(t.prlimit(), "--nofile=64", "true"));
+    boolean unshare = root && t.unshare() != null
+        && works(List.of(t.unshare(), "--pid", "--fork", "--kill-child", "--net", "true"));
+    boolean jail = unshare && t.setpriv() != null && t.chroot() != null && works(List.of(t.unshare(), "--mount",
+        "--pid", "--fork", "--kill-child", "--net", "sh", "-c", "mount --make-rprivate / && d=$(mktemp -d) &&"
+            + " mount -t tmpfs j \"$d\" && umount \"$d\" && rmdir \"$d\""));
     String m = mode.toLowerCase(Locale.ROOT);
     switch (m) {
       case "bwrap" -> {
@@ -70,33 +121,38 @@ public final class Sandbox {
               ? "bubblewrap does not work here (install the bubblewrap package; as non-root it also needs"
                   + " unprivileged user namespaces)" : "prlimit (util-linux) is missing"));
         }
-        return new Sandbox(Isolation.BWRAP, root, unshare);
+        return new Sandbox(Isolation.BWRAP, root, unshare, false, t);
       }
       case "rlimit-only" -> {
         if (!prlimit) {
           throw new IllegalStateException("sandbox: rlimit-only requested but prlimit (util-linux) is missing");
         }
-        return new Sandbox(Isolation.RLIMIT_ONLY, root, unshare);
+        return new Sandbox(Isolation.RLIMIT_ONLY, root, unshare, jail, t);
       }
       case "none" -> {
         if (!allowUnsandboxed) {
           throw new IllegalStateException("sandbox: none runs model-written code with no isolation; set"
               + " allow_unsandboxed: true to accept that");
         }
-        return new Sandbox(Isolation.NONE, root, false);
+        return new Sandbox(Isolation.NONE, root, false, false, t);
       }
       case "auto" -> {
         if (bwrap && prlimit) {
-          return new Sandbox(Isolation.BWRAP, root, unshare);
+          return new Sandbox(Isolation.BWRAP, root, unshare, false, t);
         }
-        if (prlimit) {
-          return new Sandbox(Isolation.RLIMIT_ONLY, root, unshare);
+        if (jail && prlimit) {
+          return new Sandbox(Isolation.RLIMIT_ONLY, root, true, true, t);
         }
-        if (allowUnsandboxed) {
-          return new Sandbox(Isolation.NONE, root, false);
+        if (allowUnsandboxed && !prlimit) {
+          return new Sandbox(Isolation.NONE, root, false, false, t);
         }
-        throw new IllegalStateException("sandbox: neither bubblewrap nor prlimit works on this machine; install"
-            + " bubblewrap and util-linux, or set allow_unsandboxed: true to run model code without isolation");
+        // never a silently weaker sandbox: say what is missing and how to choose
+        throw new IllegalStateException("sandbox: auto found no way to isolate model-written programs here ("
+            + (t.bwrap() == null ? "bubblewrap is not installed" : "bubblewrap does not work") + (root
+                ? ", and unshare cannot make mount, pid and network namespaces" : ", and without root no jail of"
+                    + " our own can be made") + "). Install bubblewrap (apt-get install bubblewrap), or set"
+            + " sandbox: rlimit-only to accept rlimits alone (no file system or network isolation), or"
+            + " sandbox: none with allow_unsandboxed: true");
       }
       default -> throw new IllegalArgumentException("sandbox: mode \"" + mode
           + "\" is not one of auto | bwrap | rlimit-only | none");
@@ -185,18 +241,42 @@ public final class Sandbox {
    */
   public SandboxResult run(int slot, Path workDir, List<String> command, byte[] stdin, SandboxLimits limits)
       throws IOException {
+    try {
+      return runOnce(slot, workDir, command, stdin, limits);
+    } finally {
+      // (the jail's mounts live in its namespace and die with it; the empty mount point remains)
+      cleanJails();
+    }
+  }
+
+  private final java.util.Set<Path> jails = java.util.concurrent.ConcurrentHashMap.newKeySet();
+
+  private void cleanJails() {
+    for (Path p : jails) {
+      try {
+        Files.deleteIfExists(p);
+        jails.remove(p);
+      } catch (IOException e) {
+        // still in use by a run of another slot: removed after that run
+      }
+    }
+  }
+
+  private SandboxResult runOnce(int slot, Path workDir, List<String> command, byte[] stdin, SandboxLimits limits)
+      throws IOException {
+    Path jailRoot = null;
     int uid = BASE_UID + slot;
     int nproc = root ? limits.maxProcesses() : userProcesses() + limits.maxProcesses();
-    List<String> rlimits = List.of("prlimit", "--nproc=" + nproc, "--as=" + (long) limits.memoryMb() * 1024 * 1024,
+    List<String> rlimits = List.of(tools.prlimit() != null ? tools.prlimit() : "prlimit", "--nproc=" + nproc, "--as=" + (long) limits.memoryMb() * 1024 * 1024,
         "--cpu=" + limits.cpuSeconds(), "--fsize=" + (long) limits.maxFileKb() * 1024, "--nofile=64", "--core=0");
     List<String> dropUid = root
-        ? List.of("setpriv", "--reuid=" + uid, "--regid=" + uid, "--clear-groups", "--no-new-privs")
+        ? List.of(tools.setpriv() != null ? tools.setpriv() : "setpriv", "--reuid=" + uid, "--regid=" + uid, "--clear-groups", "--no-new-privs")
         : List.of();
     List<String> cmd = new ArrayList<>();
     String cwd;
     switch (isolation) {
       case BWRAP -> {
-        cmd.addAll(List.of("bwrap", "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+        cmd.addAll(List.of(tools.bwrap(), "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
             "--unshare-cgroup-try", "--die-with-parent", "--new-session"));
         if (!root) {
           cmd.add("--unshare-user");
@@ -211,16 +291,26 @@ public final class Sandbox {
         cwd = null;
       }
       case RLIMIT_ONLY -> {
-        if (unshareWorks) {
-          cmd.addAll(List.of("unshare", "--pid", "--fork", "--kill-child", "--net"));
+        if (jail) {
+          jailRoot = Files.createTempDirectory("grpo4j-jail-");
+          cmd.addAll(List.of(tools.unshare(), "--mount", "--pid", "--fork", "--kill-child", "--net", "sh", "-c",
+              jailScript(), "grpo4j-jail", workDir.toAbsolutePath().toString(), jailRoot.toString()));
+          cwd = null;
+        } else {
+          if (unshareWorks) {
+            cmd.addAll(List.of(tools.unshare(), "--pid", "--fork", "--kill-child", "--net"));
+          }
+          cwd = workDir.toString();
         }
         cmd.addAll(rlimits);
         cmd.addAll(dropUid);
-        cwd = workDir.toString();
       }
       default -> cwd = workDir.toString();
     }
     cmd.addAll(command);
+    if (jailRoot != null) {
+      jails.add(jailRoot);
+    }
     if (root && isolation != Isolation.NONE) {
       // the unprivileged uid must be able to write its work folder
       workDir.toFile().setWritable(true, false);
@@ -233,7 +323,7 @@ public final class Sandbox {
     }
     pb.environment().clear();
     pb.environment().put("PATH", "/usr/local/bin:/usr/bin:/bin");
-    pb.environment().put("HOME", workDir.toString());
+    pb.environment().put("HOME", jail ? "/sandbox" : workDir.toString());
     pb.environment().put("LANG", "C.UTF-8");
     pb.environment().put("PYTHONDONTWRITEBYTECODE", "1");
     long t0 = System.nanoTime();
@@ -277,6 +367,45 @@ public final class Sandbox {
     long ms = (System.nanoTime() - t0) / 1_000_000;
     int code = finished && !exceeded.get() ? p.exitValue() : -1;
     return new SandboxResult(code, out.text(), err.text(), !finished, exceeded.get(), ms);
+  }
+
+  /**
+   * Run by root in fresh mount, pid and network namespaces: builds the jail on an empty tmpfs ($2), read-only system
+   * folders, a private /tmp and /dev, a fresh /proc, the work folder ($1) as /sandbox, then chroots into it and
+   * runs the rest of the arguments (prlimit, setpriv, the program) in /sandbox.
+   */
+  private String jailScript() {
+    StringBuilder sb = new StringBuilder("set -e\nW=\"$1\"; R=\"$2\"; shift 2\n"
+        + "mount --make-rprivate /\n"
+        + "mount -t tmpfs -o size=16m,mode=0755 grpo4j-jail \"$R\"\n");
+    for (String d : new String[] {"/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/etc/alternatives"}) {
+      Path p = Path.of(d);
+      try {
+        if (Files.isSymbolicLink(p)) {
+          sb.append("mkdir -p \"$R").append(p.getParent()).append("\"; ln -s '")
+              .append(Files.readSymbolicLink(p)).append("' \"$R").append(d).append("\"\n");
+        } else if (Files.isDirectory(p)) {
+          sb.append("mkdir -p \"$R").append(d).append("\"; mount --rbind ").append(d).append(" \"$R").append(d)
+              .append("\"; mount -o remount,bind,ro \"$R").append(d).append("\"\n");
+        }
+      } catch (IOException e) {
+        // not there: nothing to mirror
+      }
+    }
+    for (String f : new String[] {"/etc/ld.so.cache", "/etc/localtime", "/etc/passwd", "/etc/group"}) {
+      if (Files.isRegularFile(Path.of(f))) {
+        sb.append("mkdir -p \"$R/etc\"; touch \"$R").append(f).append("\"; mount --bind ").append(f)
+            .append(" \"$R").append(f).append("\"; mount -o remount,bind,ro \"$R").append(f).append("\"\n");
+      }
+    }
+    sb.append("mkdir -p \"$R/dev\" \"$R/proc\" \"$R/tmp\" \"$R/sandbox\"\n"
+        + "for n in null zero full random urandom; do touch \"$R/dev/$n\"; mount --bind /dev/$n \"$R/dev/$n\"; done\n"
+        + "mount -t proc proc \"$R/proc\"\n"
+        + "mount -t tmpfs -o size=64m,mode=1777 grpo4j-tmp \"$R/tmp\"\n"
+        + "mount --bind \"$W\" \"$R/sandbox\"\n"
+        + "mount -o remount,ro,bind \"$R\"\n"
+        + "exec " + tools.chroot() + " \"$R\" /bin/sh -c 'cd /sandbox && exec \"$@\"' grpo4j-run \"$@\"\n");
+    return sb.toString();
   }
 
   private static void killTree(Process p) {

@@ -24,22 +24,37 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
- * Model-written programs that try to hurt the trainer or the machine. Each must be contained: reward 0, this JVM
- * unharmed, no process or temp folder left behind, finished within its time limit plus one second.
+ * Model-written programs that try to hurt the trainer or the machine, against every isolation the sandbox offers
+ * (the nested classes): bubblewrap, the unshare jail of {@code rlimit-only} as root, and {@code auto} with
+ * bubblewrap absent from the search path. Each program must be contained: reward 0, this JVM unharmed, no file
+ * written outside its folder, no network, no secret environment variable seen, no process or temp folder left
+ * behind, finished within its time limit plus one second.
  */
 class CodeSandboxAdversarialTest {
   static final double LIMIT_S = 2.0;
   static CodeTestReward reward;
 
-  @BeforeAll
-  static void create() {
-    reward = (CodeTestReward) new CodeTestReward.Provider().create(Params.validate("code_tests",
-        new CodeTestReward.Provider().params(), Map.of("timeout_s", LIMIT_S, "parallelism", 2)));
+  static CodeTestReward make(String mode, String searchPath) {
+    return (CodeTestReward) new CodeTestReward.Provider().create(Params.validate("code_tests",
+        new CodeTestReward.Provider().params(), Map.of("timeout_s", LIMIT_S, "parallelism", 2, "sandbox", mode)),
+        searchPath);
   }
 
-  @AfterAll
-  static void close() {
-    reward.close();
+  /** A search path with links to the sandbox's helpers but no bwrap: "bubblewrap is not installed". */
+  static String pathWithoutBubblewrap() throws IOException {
+    Path dir = Files.createTempDirectory("grpo4j-no-bwrap-");
+    dir.toFile().deleteOnExit();
+    for (String tool : new String[] {"prlimit", "unshare", "setpriv"}) {
+      for (String d : System.getenv("PATH").split(":")) {
+        Path p = Path.of(d, tool);
+        if (Files.isExecutable(p)) {
+          Files.createSymbolicLink(dir.resolve(tool), p);
+          dir.resolve(tool).toFile().deleteOnExit();
+          break;
+        }
+      }
+    }
+    return dir.toString();
   }
 
   static Completion program(String code, Object tests) {
@@ -64,7 +79,8 @@ class CodeSandboxAdversarialTest {
 
   static long sandboxDirs() throws IOException {
     try (Stream<Path> s = Files.list(Path.of(System.getProperty("java.io.tmpdir")))) {
-      return s.filter(p -> p.getFileName().toString().startsWith("grpo4j-sandbox-")).count();
+      return s.filter(p -> p.getFileName().toString().startsWith("grpo4j-sandbox-")
+          || p.getFileName().toString().startsWith("grpo4j-jail-")).count();
     }
   }
 
@@ -94,6 +110,60 @@ class CodeSandboxAdversarialTest {
       return false;
     }
   }
+
+  static String q(String s) {
+    return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'";
+  }
+
+  /** bubblewrap (installed by the test set-up). */
+  @org.junit.jupiter.api.Nested
+  @org.junit.jupiter.api.TestInstance(org.junit.jupiter.api.TestInstance.Lifecycle.PER_CLASS)
+  class Bubblewrap extends Containment {
+    @BeforeAll
+    void create() {
+      reward = make("bwrap", System.getenv("PATH"));
+      assertEquals(io.grpo4j.rewards.sandbox.Isolation.BWRAP, reward.sandbox().isolation());
+    }
+  }
+
+  /** rlimit-only as root: the unshare + chroot jail, bubblewrap not used. */
+  @org.junit.jupiter.api.Nested
+  @org.junit.jupiter.api.TestInstance(org.junit.jupiter.api.TestInstance.Lifecycle.PER_CLASS)
+  class RlimitOnlyJail extends Containment {
+    @BeforeAll
+    void create() throws IOException {
+      org.junit.jupiter.api.Assumptions.assumeTrue(io.grpo4j.rewards.sandbox.SandboxTestAccess.isRoot(),
+          "the jail needs root (as another user rlimit-only is rlimits alone, which this suite would fail)");
+      reward = make("rlimit-only", pathWithoutBubblewrap());
+      assertTrue(reward.sandbox().describe().startsWith("unshare jail"), reward.sandbox().describe());
+    }
+  }
+
+  /** auto on a machine without bubblewrap: the jail as root, else a refusal that names the fix. */
+  @org.junit.jupiter.api.Nested
+  @org.junit.jupiter.api.TestInstance(org.junit.jupiter.api.TestInstance.Lifecycle.PER_CLASS)
+  class AutoWithoutBubblewrap extends Containment {
+    @BeforeAll
+    void create() throws IOException {
+      String path = pathWithoutBubblewrap();
+      if (!io.grpo4j.rewards.sandbox.SandboxTestAccess.isRoot()) {
+        var e = org.junit.jupiter.api.Assertions.assertThrows(io.grpo4j.rewards.RewardConfigException.class,
+            () -> make("auto", path));
+        assertTrue(e.getMessage().contains("Install bubblewrap") && e.getMessage().contains("rlimit-only"),
+            e.getMessage());
+        org.junit.jupiter.api.Assumptions.assumeTrue(false, "refused as it should: " + e.getMessage());
+      }
+      reward = make("auto", path);
+      assertTrue(reward.sandbox().describe().startsWith("unshare jail"), reward.sandbox().describe());
+    }
+  }
+
+  /** The programs, run against whichever sandbox the nested class made. */
+  abstract static class Containment {
+    @AfterAll
+    void close() {
+      reward.close();
+    }
 
   @Test
   void noProcessCheckSeesASandboxUid() throws Exception {
@@ -235,13 +305,22 @@ class CodeSandboxAdversarialTest {
     assertEquals(0.0, contained(code, io("", secret)));
   }
 
-  static String q(String s) {
-    return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'";
+  @Test
+  void seeingNoSecretsInItsEnvironment() throws Exception {
+    // the trainer's environment (tokens, keys, paths) never reaches the program: only a fixed handful of variables
+    String code = "import os\n"
+        + "allowed = {'PATH', 'HOME', 'LANG', 'PYTHONDONTWRITEBYTECODE', 'PWD', 'OLDPWD', 'SHLVL', '_'}\n"
+        + "extra = sorted(k for k in os.environ if k not in allowed)\n"
+        + "print('clean' if not extra else extra)";
+    assertEquals(1.0, contained(code, io("", "clean")));
+    assertTrue(System.getenv().keySet().stream().anyMatch(k -> !k.equals("PATH") && !k.equals("HOME")),
+        "this JVM has variables of its own that the program must not see");
   }
 
   @Test
   void pluginRewardFunctionIsARewardFunction() {
     RewardFunction f = reward;
     assertEquals("code_tests", f.name());
+  }
   }
 }

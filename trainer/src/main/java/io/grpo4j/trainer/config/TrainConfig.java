@@ -34,7 +34,8 @@ public record TrainConfig(
     Eval eval,
     Checkpoint checkpoint,
     Logging logging,
-    RolloutConfig rollout) {
+    RolloutConfig rollout,
+    io.grpo4j.trainer.grpo.RunHealth.Settings health) {
 
   public record RewardSettings(double fallback, boolean failFast, double timeoutSeconds, int parallelism) {}
 
@@ -168,9 +169,15 @@ public record TrainConfig(
     }
     DatasetSpec ds = DatasetSpec.parse(c.map("dataset"));
     RolloutConfig rollout = RolloutConfig.parse(c.map("rollout"));
+    ConfigMap hc = c.map("health");
+    var health = new io.grpo4j.trainer.grpo.RunHealth.Settings(hc.bool("enabled", true),
+        hc.integer("patience", 10, 1, 1_000_000), // steps a condition holds before a warning
+        hc.number("entropy_floor", 0.01, 0, 100), // nats per token: below it sampling has collapsed
+        hc.number("kl_ceiling", 1.0, 0, 1e9)); // KL above it that keeps growing is reported
+    hc.finish();
     TrainConfig cfg = new TrainConfig(name, model, c.string("reference_model", null), c.string("device", "cpu"),
         c.oneOf("precision", "auto", "auto", "fp32", "tf32", "bf16"), c.longValue("seed", 42), ds, formatter, promptRaw, List.copyOf(rewards), rset, c.strings("plugins", List.of()),
-        grpo, sampling, opt, schedule, training, eval, ckpt, logging, rollout);
+        grpo, sampling, opt, schedule, training, eval, ckpt, logging, rollout, health);
     c.finish();
     if (grpo.promptsPerStep() * grpo.groupSize() > 1 << 20) {
       throw new ConfigException("grpo: prompts_per_step * group_size is unreasonably large");

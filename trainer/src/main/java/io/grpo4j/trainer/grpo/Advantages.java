@@ -35,12 +35,17 @@ public final class Advantages {
         double d = rewards[g * groupSize + i] - mean;
         ss += d * d;
       }
-      std[g] = groupSize > 1 ? Math.sqrt(ss / (groupSize - 1)) : 0.0;
-      if (std[g] == 0.0) {
+      boolean same = true;
+      for (int i = 1; i < groupSize; i++) {
+        same &= rewards[g * groupSize + i] == rewards[g * groupSize];
+      }
+      // equal rewards give exactly 0 (not the rounding of sum / G, which the std scaling would blow up to 1e-13)
+      std[g] = groupSize > 1 && !same ? Math.sqrt(ss / (groupSize - 1)) : 0.0;
+      if (std[g] < 1e-8) { // TRL: isclose(std, 0)
         zero++;
       }
       for (int i = 0; i < groupSize; i++) {
-        adv[g * groupSize + i] = groupSize > 1 ? rewards[g * groupSize + i] - mean : 0.0;
+        adv[g * groupSize + i] = groupSize > 1 && !same ? rewards[g * groupSize + i] - mean : 0.0;
       }
     }
     switch (scale) {

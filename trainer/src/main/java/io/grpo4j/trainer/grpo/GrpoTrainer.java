@@ -58,6 +58,8 @@ public final class GrpoTrainer implements AutoCloseable {
   private final JsonLines metrics;
   private final JsonLines samples;
   private final JsonLines evalLog;
+  private final JsonLines healthLog;
+  private final RunHealth health;
   private long step;
   private int consecutiveSkips;
   private long refSyncedStep;
@@ -101,13 +103,26 @@ public final class GrpoTrainer implements AutoCloseable {
       step = state.step();
       consecutiveSkips = state.consecutiveSkips();
       refSyncedStep = state.refSyncedStep();
-      for (String f : List.of("metrics.jsonl", "samples.jsonl", "eval.jsonl")) {
+      for (String f : List.of("metrics.jsonl", "samples.jsonl", "eval.jsonl", "health.jsonl")) {
         JsonLines.truncateAfter(runDir.resolve(f), step);
       }
     }
     this.metrics = new JsonLines(runDir.resolve("metrics.jsonl"));
     this.samples = new JsonLines(runDir.resolve("samples.jsonl"));
     this.evalLog = new JsonLines(runDir.resolve("eval.jsonl"));
+    this.healthLog = new JsonLines(runDir.resolve("health.jsonl"));
+    this.health = new RunHealth(cfg.health(), w -> {
+      System.err.println("step " + w.step() + ": warning (" + w.check() + "): " + w.message());
+      Map<String, Object> row = new LinkedHashMap<>();
+      row.put("step", w.step());
+      row.put("check", w.check());
+      row.put("message", w.message());
+      try {
+        healthLog.write(row);
+      } catch (IOException e) {
+        throw new java.io.UncheckedIOException(e);
+      }
+    });
     if (cfg.rollout().remote()) {
       syncRolloutWeights(); // servers may hold the base model while this run resumes from step N
     }
@@ -144,7 +159,7 @@ public final class GrpoTrainer implements AutoCloseable {
     Path ckpt = Checkpointer.latest(runDir).orElse(null);
     if (ckpt == null) {
       // nothing saved yet: start over in the same folder
-      for (String f : List.of("metrics.jsonl", "samples.jsonl", "eval.jsonl")) {
+      for (String f : List.of("metrics.jsonl", "samples.jsonl", "eval.jsonl", "health.jsonl")) {
         Files.deleteIfExists(runDir.resolve(f));
       }
       Path ref = Path.of(cfg.referenceModel() != null ? cfg.referenceModel() : cfg.model());
@@ -250,7 +265,7 @@ public final class GrpoTrainer implements AutoCloseable {
         List<Integer> keep = new ArrayList<>();
         double[] std = Advantages.compute(r.rewards().total(), g.groupSize(), "none").groupStd();
         for (int q = 0; q < std.length; q++) {
-          if (std[q] > 0) {
+          if (std[q] >= 1e-8) {
             keep.add(q);
           }
         }
@@ -325,6 +340,7 @@ public final class GrpoTrainer implements AutoCloseable {
     if (mem != null) {
       m.putAll(mem.asMetrics());
     }
+    m.putAll(health.observe(healthView(batch, u)));
     metrics.write(m);
     lastMetrics = m;
     writeSamples(batch, adv.advantages());
@@ -339,6 +355,20 @@ public final class GrpoTrainer implements AutoCloseable {
       }
     }
     return m;
+  }
+
+  /** The step as the run-health checks see it. */
+  private RunHealth.Step healthView(Rollout batch, PolicyUpdate.Stats u) {
+    int n = batch.generations().size();
+    int truncated = 0;
+    for (Generation gen : batch.generations()) {
+      truncated += gen.stopped() ? 0 : 1;
+    }
+    return new RunHealth.Step(step, batch.rewards().names(), batch.rewards().values(), batch.rewards().total(),
+        cfg.grpo().groupSize(), batch.completions().stream().map(c -> c.text()).toList(),
+        n == 0 ? 0 : truncated / (double) n, u == null ? null : u.entropy(),
+        u == null || cfg.grpo().beta() == 0 ? null : u.kl(), u != null && u.skipped(),
+        cfg.sampling().maxCompletionLength());
   }
 
   private long seedFor(long step, int round) {
@@ -460,6 +490,7 @@ public final class GrpoTrainer implements AutoCloseable {
     metrics.close();
     samples.close();
     evalLog.close();
+    healthLog.close();
     rewards.close();
     rollout.close();
     tokenizer.close();

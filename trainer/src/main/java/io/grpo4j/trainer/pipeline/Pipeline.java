@@ -39,6 +39,7 @@ public final class Pipeline {
   private final PrintStream out;
   private final List<Map<String, Object>> stages = new ArrayList<>();
   private Object rewards; // the rewards: section, defaulting to the task's checker + format
+  private long evalSeed = 4242;
 
   public Pipeline(Map<String, Object> cfg, Path run, PrintStream out) {
     this.cfg = cfg;
@@ -65,7 +66,11 @@ public final class Pipeline {
     for (String k : List.of("name", "train_n", "eval_n", "seed")) {
       taskOpts.remove(k);
     }
-    long seed = ((Number) task.getOrDefault("seed", 1)).longValue();
+    // one seed for every stage: task data (and the held-out set), init weights, SFT, GRPO, eval sampling;
+    // task.seed, init.seed override it for their stage
+    long seed = ((Number) cfg.getOrDefault("seed", 1)).longValue();
+    long dataSeed = ((Number) task.getOrDefault("seed", seed)).longValue();
+    evalSeed = 4242 + seed;
     int trainN = ((Number) task.getOrDefault("train_n", 4000)).intValue();
     int evalN = ((Number) task.getOrDefault("eval_n", 200)).intValue();
     Path data = Files.createDirectories(run.resolve("data"));
@@ -73,9 +78,9 @@ public final class Pipeline {
     // 1. data: training rows with worked solutions, a held-out eval set from another seed
     long t0 = System.nanoTime();
     Task t = Tasks.create(taskName, taskOpts);
-    List<Example> train = t.generate(trainN, seed);
+    List<Example> train = t.generate(trainN, dataSeed);
     Tasks.writeJsonl(t, train, data.resolve("train.jsonl"), true);
-    Tasks.writeJsonl(t, heldOut(t, train, evalN, seed + 1_000_003L), data.resolve("eval.jsonl"), false);
+    Tasks.writeJsonl(t, heldOut(t, train, evalN, dataSeed + 1_000_003L), data.resolve("eval.jsonl"), false);
     stage("data", null, t0, Map.of("train_rows", trainN, "eval_rows", evalN));
 
     // 2. init: random model + a BPE tokenizer trained on the training text
@@ -85,6 +90,7 @@ public final class Pipeline {
     if (!Files.exists(model.resolve("model.safetensors"))) {
       List<String> args = new ArrayList<>(List.of("init", "--out", model.toString(),
           "--corpus", data.resolve("train.jsonl").toString()));
+      init.putIfAbsent("seed", seed);
       init.forEach((k, v) -> {
         args.add("--" + k.replace('_', '-'));
         args.add(String.valueOf(v));
@@ -205,7 +211,7 @@ public final class Pipeline {
     Evaluator.Report rep = EvalRunner.run(model, ds, pf, specs, List.of(), new EvalRunner.Options(
         ((Number) ev.getOrDefault("k", 4)).intValue(), ((Number) ev.getOrDefault("temperature", 0.6)).doubleValue(),
         ((Number) ev.getOrDefault("top_p", 0.95)).doubleValue(), ((Number) ev.getOrDefault("max_prompts", 200)).intValue(),
-        ((Number) ev.getOrDefault("max_new_tokens", 64)).intValue(), "train", 4242, 1.0), "cpu", "fp32");
+        ((Number) ev.getOrDefault("max_new_tokens", 64)).intValue(), "train", evalSeed, 1.0), "cpu", "fp32");
     Map<String, Object> row = new LinkedHashMap<>(rep.metrics());
     row.put("stage", stage);
     List<Map<String, Object>> samples = new ArrayList<>();

@@ -56,6 +56,9 @@ public final class Report {
     if (Files.exists(sftMetrics)) {
       images.add(plot(plots, "sft_loss", "Cold-start SFT loss", JsonLines.readAll(sftMetrics), List.of("loss")));
     }
+    if (stages != null && stages.stream().anyMatch(st -> st.get("eval_accuracy") != null)) {
+      images.add(0, stageChart(plots, stages));
+    }
     images.removeIf(s -> s == null);
 
     StringBuilder h = new StringBuilder();
@@ -73,6 +76,21 @@ public final class Report {
         h.append("<tr><td style=\"text-align:left\">").append(esc(String.valueOf(s.get("stage")))).append("</td><td>")
             .append(acc == null ? "" : String.format(Locale.ROOT, "%.3f", ((Number) acc).doubleValue()))
             .append("</td><td>").append(s.get("seconds")).append("</td></tr>");
+      }
+      h.append("</table>");
+    }
+    h.append("<h2>Run health</h2>");
+    List<JsonNode> health = JsonLines.readAll(run.resolve("health.jsonl"));
+    if (health.isEmpty()) {
+      h.append("<p class=\"good\">No warnings: no step-long stretch without reward spread, every reward fired,")
+          .append(" completions ended before the length limit, entropy and KL stayed in range, no repeated")
+          .append(" non-finite updates.</p>");
+    } else {
+      h.append("<table><tr><th>step</th><th>check</th><th style=\"text-align:left\">what it means</th></tr>");
+      for (JsonNode w : health) {
+        h.append("<tr><td>").append(w.path("step").asLong()).append("</td><td class=\"bad\">")
+            .append(esc(w.path("check").asText())).append("</td><td style=\"text-align:left\">")
+            .append(esc(w.path("message").asText())).append("</td></tr>");
       }
       h.append("</table>");
     }
@@ -158,6 +176,24 @@ public final class Report {
     }
     BitmapEncoder.saveBitmap(chart, dir.resolve(name).toString(), BitmapEncoder.BitmapFormat.PNG);
     return name + ".png";
+  }
+
+  /** Held-out pass@1 after each pipeline stage (init, SFT, GRPO) as bars. */
+  private static String stageChart(Path dir, List<Map<String, Object>> stages) throws IOException {
+    List<String> names = new ArrayList<>();
+    List<Double> acc = new ArrayList<>();
+    for (Map<String, Object> s : stages) {
+      if (s.get("eval_accuracy") instanceof Number n) {
+        names.add(String.valueOf(s.get("stage")));
+        acc.add(n.doubleValue());
+      }
+    }
+    org.knowm.xchart.CategoryChart chart = new org.knowm.xchart.CategoryChartBuilder().width(640).height(400)
+        .title("Held-out pass@1 by stage").xAxisTitle("stage").yAxisTitle("pass@1").build();
+    chart.getStyler().setYAxisMin(0.0).setYAxisMax(1.0).setLegendVisible(false);
+    chart.addSeries("pass@1", names, acc);
+    BitmapEncoder.saveBitmap(chart, dir.resolve("stages").toString(), BitmapEncoder.BitmapFormat.PNG);
+    return "stages.png";
   }
 
   private static String esc(String s) {

@@ -70,6 +70,40 @@ class GrpoTrainerTest {
   }
 
   @Test
+  void aRunThatCannotLearnSaysSoInPlainWords() throws Exception {
+    // the case: tiny-qwen2 with only the task's checker scores 0 on every completion
+    Path run = tmp.resolve("silent");
+    Map<String, Object> y = smoke(5);
+    y.put("rewards", List.of(Map.of("name", "arithmetic")));
+    ConfigFiles.set(y, "health.patience=4");
+    ConfigFiles.set(y, "eval.every=0");
+    ConfigFiles.set(y, "checkpoint.save_every=0");
+    java.io.ByteArrayOutputStream err = new java.io.ByteArrayOutputStream();
+    java.io.PrintStream old = System.err;
+    System.setErr(new java.io.PrintStream(err, true));
+    try (GrpoTrainer t = GrpoTrainer.start(TrainConfig.parse(new ConfigMap("", y)), y, run)) {
+      t.train(m -> { }, () -> false);
+    } finally {
+      System.setErr(old);
+    }
+    String said = err.toString();
+    assertTrue(said.contains("step 4: warning (zero_spread): for 4 steps every group's rewards had no spread"
+        + " (every completion scored 0; arithmetic mean 0)"), said);
+    assertTrue(said.contains("step 4: warning (reward_never_fires): reward 'arithmetic' gave 0 to every one of the"
+        + " 32 completions of the first 4 steps"), said);
+    List<JsonNode> h = JsonLines.readAll(run.resolve("health.jsonl"));
+    assertEquals(List.of("zero_spread", "reward_never_fires"), h.stream().map(x -> x.get("check").asText()).toList());
+    JsonNode last = metrics(run).get(4);
+    assertEquals(5, last.get("health/zero_spread_steps").asInt());
+    assertEquals(1, last.get("health/silent_rewards").asInt());
+    assertEquals(2, last.get("health/warnings").asInt());
+    // and grpo report shows them
+    assertEquals(0, GrpoCli.execute("report", run.toString()));
+    String html = Files.readString(run.resolve("report.html"));
+    assertTrue(html.contains("Run health") && html.contains("reward_never_fires"), "report has the warnings");
+  }
+
+  @Test
   void killedRunResumesToTheSameMetrics() throws Exception {
     // uninterrupted reference run
     Path full = tmp.resolve("full");
