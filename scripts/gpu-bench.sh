@@ -4,7 +4,7 @@
 # Qwen's padded vocabulary of 151,936. Run after scripts/setup-pytorch.sh with a CUDA PyTorch; the PyTorch side
 # needs python3 with torch, transformers and safetensors (PYTHON to pick another).
 #   scripts/gpu-bench.sh [OUT]        # default runs/gpu-bench; every figure also lands in OUT/*.json
-# PHASES picks parts (default "sample hf-generate train step memory"); STEPS (default 500) sets the length of the memory run.
+# PHASES picks parts (default "sample hf-generate train step memory"; "serve" adds grpo serve under load); STEPS (default 500) sets the length of the memory run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-runs/gpu-bench}
@@ -49,6 +49,16 @@ if [[ $phases == *" step "* ]]; then
 run grpo-step-bf16 scripts/grpo bench train --model "$M" --device gpu --precision bf16 --prompts 8 --group 8 \
   --new-tokens 256 --beta 0.04 --steps 8 --warmup 2 --json
 
+fi
+if [[ $phases == *" serve "* ]]; then
+# grpo serve in-process, bf16, 128 prompt + 128 new tokens per request: one client sending 16 requests one after
+# another, then 16 and 64 concurrent clients (128 requests), with each batching mode
+S=(scripts/grpo bench serve --model "$M" --device gpu --precision bf16 --prompt-tokens 128 --max-tokens 128
+  --max-batch 64 --json)
+for b in request continuous; do
+  run serve-$b-1 "${S[@]}" --batching $b --clients 1 --requests 16
+  run serve-$b-64 "${S[@]}" --batching $b --clients 16,64 --requests 128
+done
 fi
 if [[ $phases == *" memory "* ]]; then
 # GPU memory over a long run (smaller steps, so that the steps are many)

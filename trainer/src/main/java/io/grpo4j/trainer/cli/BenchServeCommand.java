@@ -54,6 +54,12 @@ public final class BenchServeCommand implements Callable<Integer> {
   @Option(names = "--threads", defaultValue = "0", description = "In-process server's PyTorch threads (0 = auto).")
   int threads;
 
+  @picocli.CommandLine.Mixin DeviceOptions target;
+
+  @Option(names = "--batching", defaultValue = "auto",
+      description = "In-process server's batching: auto, continuous or request (default: ${DEFAULT-VALUE}).")
+  String batching;
+
   @Option(names = "--json", description = "End with one JSON object of the figures.")
   boolean json;
 
@@ -69,8 +75,14 @@ public final class BenchServeCommand implements Callable<Integer> {
     String base = url;
     int vocab = 1000;
     if (model != null) {
-      server = new InferenceServer(new InferenceEngine(model, "cpu", threads, maxBatch, 2), "bench")
-          .start("127.0.0.1", 0);
+      InferenceEngine engine;
+      try {
+        engine = new InferenceEngine(new InferenceEngine.Settings(model, target.device, target.precision, threads,
+            maxBatch, 2, batching));
+      } catch (IllegalArgumentException e) {
+        throw new UserError(e.getMessage());
+      }
+      server = new InferenceServer(engine, "bench").start("127.0.0.1", 0);
       base = "http://127.0.0.1:" + server.port();
       vocab = server.engine().config().vocabSize();
     }
@@ -104,6 +116,7 @@ public final class BenchServeCommand implements Callable<Integer> {
         AtomicInteger next = new AtomicInteger();
         long[] latency = new long[requests];
         long[] tokens = new long[requests];
+        var before = server == null ? null : server.engine().stats();
         long t0 = System.nanoTime();
         List<Future<?>> fs = new ArrayList<>();
         for (int k = 0; k < c; k++) {
@@ -125,18 +138,24 @@ public final class BenchServeCommand implements Callable<Integer> {
         long tok = Arrays.stream(tokens).sum();
         long[] sorted = latency.clone();
         Arrays.sort(sorted);
-        double p50 = sorted[requests / 2] / 1e6;
-        double p95 = sorted[Math.min(requests - 1, (int) (requests * 0.95))] / 1e6;
+        double p50 = percentile(sorted, 0.50);
+        double p99 = percentile(sorted, 0.99);
         double rps = requests / secs;
         if (c == 1) {
           rps1 = rps;
         }
         rpsMax = Math.max(rpsMax, rps);
-        System.out.printf(Locale.ROOT, "  %3d clients: %7.1f requests/s  %9.0f tokens/s  latency p50 %6.0f ms, p95 %6.0f"
-            + " ms%n", c, rps, tok / secs, p50, p95);
+        String occ = "";
+        if (server != null) { // mean sequences per decoding step during this level alone
+          var st = server.engine().stats();
+          long steps = st.decodeSteps() - before.decodeSteps();
+          occ = steps == 0 ? "" : String.format(Locale.ROOT, "%.1f", (st.rowSteps() - before.rowSteps()) / (double) steps);
+        }
+        System.out.printf(Locale.ROOT, "  %3d clients: %7.1f requests/s  %9.0f tokens/s  latency p50 %6.0f ms, p99 %6.0f"
+            + " ms%s%n", c, rps, tok / secs, p50, p99, occ.isEmpty() ? "" : ", " + occ + " sequences per step");
         js.append(li == 0 ? "" : ", ").append(String.format(Locale.ROOT, "{\"clients\": %d, \"requests_per_s\": %.2f,"
-            + " \"tokens_per_s\": %.1f, \"latency_p50_ms\": %.1f, \"latency_p95_ms\": %.1f}", c, rps, tok / secs, p50,
-            p95));
+            + " \"tokens_per_s\": %.1f, \"latency_p50_ms\": %.1f, \"latency_p99_ms\": %.1f%s}", c, rps, tok / secs, p50,
+            p99, occ.isEmpty() ? "" : ", \"occupancy\": " + occ));
       }
       if (rps1 > 0) {
         System.out.printf(Locale.ROOT, "batching: best level is %.1fx the single-client (sequential) rate%n",
@@ -144,8 +163,8 @@ public final class BenchServeCommand implements Callable<Integer> {
       }
       if (server != null) {
         var st = server.engine().stats();
-        System.out.printf(Locale.ROOT, "server: %d requests in %d batches, largest batch %d sequences%n", st.jobs(),
-            st.batches(), st.maxBatchRows());
+        System.out.printf(Locale.ROOT, "server: %s batching, %d requests, largest batch %d sequences, %.1f sequences"
+            + " per decoding step on average%n", st.batching(), st.jobs(), st.maxBatchRows(), st.meanRows());
       }
       js.append(String.format(Locale.ROOT, "], \"n\": %d, \"prompt_tokens\": %d, \"max_tokens\": %d,"
           + " \"speedup_vs_sequential\": %.2f}", n, promptTokens, maxTokens, rps1 > 0 ? rpsMax / rps1 : 0));
@@ -158,6 +177,10 @@ public final class BenchServeCommand implements Callable<Integer> {
       }
     }
     return 0;
+  }
+
+  private static double percentile(long[] sorted, double q) {
+    return sorted[Math.min(sorted.length - 1, Math.max(0, (int) Math.ceil(q * sorted.length) - 1))] / 1e6;
   }
 
   /** One request; returns the completion tokens it got. */

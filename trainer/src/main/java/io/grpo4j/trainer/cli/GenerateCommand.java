@@ -74,7 +74,7 @@ public final class GenerateCommand implements Callable<Integer> {
       Sampler sampler = new Sampler(model, tok.padTokenId());
       StreamingDecoder stream = new StreamingDecoder(tok, out, stop);
       List<Generation> gens = sampler.generate(new long[][] {ids}, sampling.params(stop), 1, sampling.seed,
-          (row, token) -> stream.accept(token));
+          (row, token, logprob) -> stream.accept(token));
       out.println();
       Generation g = gens.get(0);
       if (printIds) {

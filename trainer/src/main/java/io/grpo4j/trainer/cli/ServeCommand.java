@@ -22,13 +22,19 @@ public final class ServeCommand implements Callable<Integer> {
   int port;
 
   @Option(names = "--max-batch", defaultValue = "64",
-      description = "Most sequences (prompts x n) sampled together in one batch (default: ${DEFAULT-VALUE}).")
+      description = "Most sequences (prompts x n) decoded at once (default: ${DEFAULT-VALUE}).")
   int maxBatch;
 
   @Option(names = "--batch-wait-ms", defaultValue = "2",
       description = "How long the first request of an idle server waits for others to join its batch"
           + " (default: ${DEFAULT-VALUE}).")
   int batchWaitMs;
+
+  @Option(names = "--batching", defaultValue = "auto",
+      description = {"How requests share the model: continuous (a request joins the running batch at the next token"
+          + " and leaves when done, as vLLM), request (requests arriving during a batch form the next one; static"
+          + " shapes and CUDA graphs) or auto: continuous on CPU, request on GPU (default: ${DEFAULT-VALUE})."})
+  String batching;
 
   @Option(names = "--served-model-name", description = "The model id clients send (default: the folder's name).")
   String servedName;
@@ -43,9 +49,13 @@ public final class ServeCommand implements Callable<Integer> {
     }
     String name = servedName != null ? servedName : modelOptions.model.toAbsolutePath().normalize().getFileName()
         .toString();
-    InferenceEngine engine = new InferenceEngine(modelOptions.model, modelOptions.target.device, modelOptions.target.precision,
-        modelOptions.threads,
-        maxBatch, batchWaitMs);
+    InferenceEngine engine;
+    try {
+      engine = new InferenceEngine(new InferenceEngine.Settings(modelOptions.model, modelOptions.target.device,
+          modelOptions.target.precision, modelOptions.threads, maxBatch, batchWaitMs, batching));
+    } catch (IllegalArgumentException e) {
+      throw new UserError(e.getMessage());
+    }
     InferenceServer server;
     try {
       server = new InferenceServer(engine, name).start(host, port);
@@ -60,7 +70,7 @@ public final class ServeCommand implements Callable<Integer> {
     }));
     // one line a supervisor (or test) can wait for
     System.out.println("grpo serve: " + name + " on http://" + host + ":" + server.port() + " (max batch " + maxBatch
-        + ")");
+        + ", " + engine.batching().name().toLowerCase(java.util.Locale.ROOT) + " batching)");
     System.out.flush();
     stopped.await();
     return 0;

@@ -28,10 +28,13 @@ public final class Sampler {
   /** Where the last call's time went, in nanoseconds: prompt prefill, decode forwards, CPU token picking. */
   public record Timing(long prefillNanos, long decodeNanos, long pickNanos, long generatedTokens) {}
 
-  /** Receives each token as it is picked (for streaming output); row = prompt * n + sample. */
+  /**
+   * Receives each token as it is picked (for streaming output); row = first row of its request + sample. The
+   * log-prob is that of {@link Generation#logprobs()}, NaN when the request did not ask for log-probs.
+   */
   @FunctionalInterface
   public interface TokenListener {
-    void onToken(int row, long token);
+    void onToken(int row, long token, float logprob);
   }
 
   /** Decodes on the device for a GPU model, on the host for a CPU one. */
@@ -219,14 +222,15 @@ public final class Sampler {
           SamplingParams p = reqs.get(reqOf[r]).params();
           System.arraycopy(logits, a * vocab, row, 0, vocab);
           long tok = pickers[reqOf[r]].pick(row, seen[r], seenLen[r], rng[r]);
+          float logp = logps[r] != null ? pickers[reqOf[r]].lastLogProb(tok) : Float.NaN;
           if (logps[r] != null) {
-            logps[r][outLen[r]] = pickers[reqOf[r]].lastLogProb(tok);
+            logps[r][outLen[r]] = logp;
           }
           out[r][outLen[r]++] = tok;
           seen[r][seenLen[r]++] = tok;
           generated++;
           if (listener != null) {
-            listener.onToken(r, tok);
+            listener.onToken(r, tok, logp);
           }
           if (p.isStop(tok) || stopCheck != null && stopCheck.stop(r, tok)) {
             reason[r] = "stop";
@@ -339,7 +343,7 @@ public final class Sampler {
             out[r][outLen[r]++] = tok;
             seen[r][seenLen[r]++] = tok;
             if (listener != null) {
-              listener.onToken(r, tok);
+              listener.onToken(r, tok, logps[r] != null ? logp : Float.NaN);
             }
             if (p.isStop(tok) || stopCheck != null && stopCheck.stop(r, tok)) {
               reason[r] = "stop";

@@ -138,6 +138,43 @@ final class TokenPicker {
     return (float) (lastLogits[(int) token] - lastLogNorm);
   }
 
+  /**
+   * The {@code n} most likely tokens under the same distribution as {@link #lastLogProb}, best first, with their
+   * log-probabilities (ties by lower id): what OpenAI's top_logprobs report.
+   */
+  java.util.Map<Long, Float> lastTopLogProbs(int n) {
+    lastLogProb(0); // makes sure the normaliser is known
+    java.util.Map<Long, Float> out = new java.util.LinkedHashMap<>();
+    for (int i : topIndices(lastLogits, 0, lastLogits.length, n)) {
+      out.put((long) i, (float) (lastLogits[i] - lastLogNorm));
+    }
+    return out;
+  }
+
+  /**
+   * The indices (relative to {@code from}) of the {@code k} largest of {@code x[from, from + len)}, largest first,
+   * ties by lower index. Insertion into a small sorted array: k is at most 20, and most values fail the first test.
+   */
+  static int[] topIndices(float[] x, int from, int len, int k) {
+    k = Math.min(k, len);
+    int[] best = new int[k];
+    int found = 0;
+    for (int i = 0; i < len; i++) {
+      float xi = x[from + i];
+      int at = found;
+      while (at > 0 && x[from + best[at - 1]] < xi) {
+        at--;
+      }
+      if (at < k) {
+        int end = Math.min(found, k - 1);
+        System.arraycopy(best, at, best, at + 1, end - at);
+        best[at] = i;
+        found = Math.min(found + 1, k);
+      }
+    }
+    return java.util.Arrays.copyOf(best, found);
+  }
+
   private int[] sortedByProbability(double[] prob) {
     int v = prob.length;
     if (order.length != v) {

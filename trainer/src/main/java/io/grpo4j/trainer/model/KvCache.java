@@ -7,7 +7,7 @@ import ai.djl.ndarray.NDManager;
  * Keys and values of every layer for the tokens seen so far, so that decoding one more token costs one position,
  * not the whole sequence. Arrays live in the manager of the decoding step that owns the cache.
  */
-public final class KvCache implements KvStore {
+public final class KvCache implements KvStore, AutoCloseable {
   private final NDArray[] keys; // per layer: (B, kv_heads, T_past, head_dim)
   private final NDArray[] values; // per layer: (B, kv_heads, T_past, head_dim)
   private final NDManager owner; // where the cache's arrays live between decoding steps
@@ -68,6 +68,70 @@ public final class KvCache implements KvStore {
         values[l].close();
         keys[l] = k;
         values[l] = v;
+      }
+    }
+  }
+
+  /** Adds {@code n} positions on the left of every row (zeros; the attention mask must hide them). */
+  public void padLeft(int n) {
+    for (int l = 0; l < keys.length; l++) {
+      if (keys[l] != null) {
+        keys[l] = padded(keys[l], n);
+        values[l] = padded(values[l], n);
+      }
+    }
+    length += n;
+  }
+
+  private NDArray padded(NDArray a, int n) {
+    ai.djl.ndarray.types.Shape s = a.getShape();
+    try (NDArray z = owner.zeros(new ai.djl.ndarray.types.Shape(s.get(0), s.get(1), n, s.get(3)), a.getDataType())) {
+      NDArray out = z.concat(a, 2);
+      out.attach(owner);
+      a.close();
+      return out;
+    }
+  }
+
+  /** Appends another cache's rows (same length and layers) below this one's. */
+  public void appendRows(KvCache other) {
+    for (int l = 0; l < keys.length; l++) {
+      NDArray k = keys[l].concat(other.keys[l], 0);
+      NDArray v = values[l].concat(other.values[l], 0);
+      k.attach(owner);
+      v.attach(owner);
+      keys[l].close();
+      values[l].close();
+      keys[l] = k;
+      values[l] = v;
+    }
+  }
+
+  /** Drops the first {@code n} positions of every row (no row attends to them any more). */
+  public void trimLeft(int n) {
+    for (int l = 0; l < keys.length; l++) {
+      if (keys[l] != null) {
+        NDArray k = keys[l].get(new ai.djl.ndarray.index.NDIndex(":, :, {}:", n));
+        NDArray v = values[l].get(new ai.djl.ndarray.index.NDIndex(":, :, {}:", n));
+        k.attach(owner);
+        v.attach(owner);
+        keys[l].close();
+        values[l].close();
+        keys[l] = k;
+        values[l] = v;
+      }
+    }
+    length -= n;
+  }
+
+  @Override
+  public void close() {
+    for (int l = 0; l < keys.length; l++) {
+      if (keys[l] != null) {
+        keys[l].close();
+        values[l].close();
+        keys[l] = null;
+        values[l] = null;
       }
     }
   }

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import io.grpo4j.datasets.DatasetSpec;
 import io.grpo4j.datasets.Example;
 import io.grpo4j.datasets.PromptFormatter;
+import io.grpo4j.datasets.config.ConfigException;
 import io.grpo4j.datasets.config.ConfigMap;
 import io.grpo4j.datasets.tasks.Task;
 import io.grpo4j.datasets.tasks.Tasks;
@@ -151,9 +152,21 @@ public final class Pipeline {
     Object steps = gg.remove("steps");
     Object lr = gg.remove("lr");
     Object sampling = gg.remove("sampling");
+    Object optimizer = gg.remove("optimizer"); // betas, weight_decay, max_grad_norm (lr is grpo.lr)
+    Object schedule = gg.remove("schedule");
     g.put("grpo", gg);
     g.put("sampling", sampling != null ? sampling : Map.of("max_completion_length", 64));
-    g.put("optimizer", Map.of("lr", lr != null ? lr : 1e-5));
+    Map<String, Object> opt = new LinkedHashMap<>();
+    if (optimizer instanceof Map<?, ?> m) {
+      m.forEach((k, v) -> opt.put(String.valueOf(k), v));
+    } else if (optimizer != null) {
+      throw new ConfigException("grpo.optimizer: expected a map (betas, weight_decay, eps, max_grad_norm)");
+    }
+    opt.put("lr", lr != null ? lr : 1e-5);
+    g.put("optimizer", opt);
+    if (schedule != null) {
+      g.put("schedule", schedule);
+    }
     g.put("training", Map.of("steps", steps != null ? steps : 50));
     Map<String, Object> ev = section("eval");
     g.put("eval", Map.of("every", ev.getOrDefault("every", 10), "max_prompts", ev.getOrDefault("during_prompts", 32),

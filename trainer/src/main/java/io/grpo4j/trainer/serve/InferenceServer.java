@@ -26,9 +26,8 @@ public final class InferenceServer implements AutoCloseable {
       cfg.showJavalinBanner = false;
       cfg.http.maxRequestSize = 256L << 20;
     });
-    app.post("/v1/completions", ctx -> respond(ctx, () -> api.completions(OpenAiApi.parseBody(ctx.body()))));
-    app.post("/v1/chat/completions",
-        ctx -> respond(ctx, () -> api.chatCompletions(OpenAiApi.parseBody(ctx.body()))));
+    app.post("/v1/completions", ctx -> completion(ctx, false));
+    app.post("/v1/chat/completions", ctx -> completion(ctx, true));
     app.get("/v1/models", ctx -> respond(ctx, api::models));
     app.get("/health", ctx -> respond(ctx, this::health));
     app.post("/update_weights_from_disk", ctx -> respond(ctx, () -> reload(OpenAiApi.parseBody(ctx.body()))));
@@ -62,6 +61,46 @@ public final class InferenceServer implements AutoCloseable {
     return engine;
   }
 
+  /** Either endpoint: a JSON answer, or with stream: true server-sent events ending {@code data: [DONE]}. */
+  private void completion(Context ctx, boolean chat) {
+    JsonNode body;
+    try {
+      body = OpenAiApi.parseBody(ctx.body());
+      if (!OpenAiApi.wantsStream(body)) {
+        respond(ctx, () -> chat ? api.chatCompletions(body) : api.completions(body));
+        return;
+      }
+    } catch (ApiError a) {
+      json(ctx, a.status(), error(a));
+      return;
+    }
+    var res = ctx.res();
+    boolean[] started = {false};
+    java.io.OutputStream[] stream = {null};
+    try {
+      api.stream(body, chat, data -> {
+        if (!started[0]) { // headers go with the first event, so a refused request still gets a JSON error
+          started[0] = true;
+          res.setStatus(200);
+          res.setContentType("text/event-stream; charset=utf-8");
+          res.setHeader("Cache-Control", "no-cache");
+          stream[0] = res.getOutputStream();
+        }
+        java.io.OutputStream os = stream[0];
+        os.write(("data: " + data + "\n\n").getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        os.flush();
+      });
+    } catch (ApiError a) {
+      if (!started[0]) {
+        json(ctx, a.status(), error(a));
+      }
+    } catch (Exception e) {
+      if (!started[0]) {
+        json(ctx, 500, error(new ApiError(500, "internal_server_error", null, String.valueOf(e))));
+      }
+    }
+  }
+
   private ObjectNode health() {
     ObjectNode h = OpenAiApi.JSON.createObjectNode();
     h.put("status", "ok");
@@ -73,7 +112,12 @@ public final class InferenceServer implements AutoCloseable {
     h.put("in_flight", s.inFlight());
     h.put("generated_tokens", s.tokens());
     h.put("batches", s.batches());
+    h.put("batching", s.batching());
     h.put("max_batch_rows_seen", s.maxBatchRows());
+    h.put("mean_batch_rows", s.meanRows()); // occupancy: sequences per decoding step
+    h.put("decode_steps", s.decodeSteps());
+    h.put("latency_p50_ms", s.latencyP50Ms());
+    h.put("latency_p99_ms", s.latencyP99Ms());
     h.put("busy_seconds", s.busySeconds());
     return h;
   }

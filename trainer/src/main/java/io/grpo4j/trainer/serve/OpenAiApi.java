@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.grpo4j.trainer.generation.Generation;
+import io.grpo4j.trainer.generation.PromptLogprobs;
 import io.grpo4j.trainer.generation.Sampler;
 import io.grpo4j.trainer.generation.SamplingParams;
 import io.grpo4j.trainer.tokenizer.ChatTemplate;
@@ -12,6 +13,7 @@ import io.grpo4j.trainer.tokenizer.HfTokenizer;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 import java.util.UUID;
 import java.util.concurrent.ThreadLocalRandom;
 
@@ -38,11 +40,24 @@ public final class OpenAiApi {
     return modelName;
   }
 
-  /** A parsed request: what to sample, and how to present it. */
-  record Parsed(InferenceEngine.Job job, boolean logprobs, boolean tokensAsIds, boolean skipSpecial,
-      boolean keepStop, int[] promptTokens) {
+  /**
+   * A parsed request: what to sample, and how to present it.
+   *
+   * @param topLogprobs alternatives per token (completions' logprobs N, chat's top_logprobs)
+   * @param promptTexts the prompts as text, for echo (null entries: prompts given as token ids)
+   */
+  record Parsed(InferenceEngine.Job job, boolean logprobs, int topLogprobs, boolean echo, boolean tokensAsIds,
+      boolean skipSpecial, boolean keepStop, int[] promptTokens, List<String> promptTexts, boolean chat,
+      boolean stream, boolean includeUsage) {
     List<String> stops() {
       return job.stops();
+    }
+
+    Parsed withListener(InferenceEngine.Listener l) {
+      InferenceEngine.Job j = new InferenceEngine.Job(job.requests(), job.stops(), job.topLogprobs(),
+          job.promptLogprobs(), job.generate(), l);
+      return new Parsed(j, logprobs, topLogprobs, echo, tokensAsIds, skipSpecial, keepStop, promptTokens,
+          promptTexts, chat, stream, includeUsage);
     }
   }
 
@@ -61,33 +76,35 @@ public final class OpenAiApi {
     }
   }
 
+  /** Whether the request asks for server-sent events. */
+  static boolean wantsStream(JsonNode req) {
+    JsonNode s = req.get("stream");
+    if (s != null && !s.isNull() && !s.isBoolean()) {
+      throw ApiError.invalid("stream", "stream must be true or false, got " + s);
+    }
+    return s != null && s.asBoolean(false);
+  }
+
   // ---- /v1/completions
 
   public ObjectNode completions(JsonNode req) throws Exception {
+    return respond(prepareCompletions(req));
+  }
+
+  Parsed prepareCompletions(JsonNode req) {
     checkModel(req);
-    List<long[]> prompts = prompts(req.get("prompt"));
-    Parsed p = parse(req, prompts, false);
-    List<Generation> gens = engine.submit(p.job()).get();
-    return response("cmpl-", "text_completion", gens, p, (c, g) -> {
-      c.put("text", text(g, p));
-      if (p.logprobs()) {
-        ObjectNode lp = c.putObject("logprobs");
-        ArrayNode toks = lp.putArray("tokens");
-        ArrayNode vals = lp.putArray("token_logprobs");
-        for (int t = 0; t < g.completionIds().length; t++) {
-          toks.add(tokenString(g.completionIds()[t], p.tokensAsIds()));
-          vals.add(g.logprobs()[t]);
-        }
-        lp.putNull("top_logprobs");
-      } else {
-        c.putNull("logprobs");
-      }
-    });
+    List<String> texts = new ArrayList<>();
+    List<long[]> prompts = prompts(req.get("prompt"), texts);
+    return parse(req, prompts, texts, false);
   }
 
   // ---- /v1/chat/completions
 
   public ObjectNode chatCompletions(JsonNode req) throws Exception {
+    return respond(prepareChat(req));
+  }
+
+  Parsed prepareChat(JsonNode req) {
     checkModel(req);
     HfTokenizer tok = engine.tokenizer();
     if (!tok.hasChatTemplate()) {
@@ -117,51 +134,57 @@ public final class OpenAiApi {
     if (!r.has("max_tokens") && r.has("max_completion_tokens")) {
       r.set("max_tokens", r.get("max_completion_tokens"));
     }
+    if (r.path("echo").asBoolean(false)) {
+      throw ApiError.invalid("echo", "echo is a /v1/completions option; chat completions return the reply only");
+    }
     JsonNode lpFlag = r.get("logprobs");
     if (lpFlag != null && !lpFlag.isNull() && !lpFlag.isBoolean()) {
-      throw ApiError.invalid("logprobs", "for chat completions logprobs is true or false");
+      throw ApiError.invalid("logprobs", "for chat completions logprobs is true or false (top_logprobs: N asks"
+          + " for alternatives)");
     }
-    if (r.has("top_logprobs") && r.get("top_logprobs").asInt(0) > 0) {
-      throw ApiError.invalid("top_logprobs", "only the sampled token's log-prob is returned (top_logprobs: 0)");
+    boolean lp = lpFlag != null && lpFlag.asBoolean();
+    int top = intField(r, "top_logprobs", 0, 0, 20);
+    if (top > 0 && !lp) {
+      throw ApiError.invalid("top_logprobs", "top_logprobs needs logprobs: true");
     }
-    r.put("logprobs", lpFlag != null && lpFlag.asBoolean() ? 0 : -1);
-    Parsed p = parse(r, List.of(tok.encode(rendered)), true);
-    List<Generation> gens = engine.submit(p.job()).get();
-    return response("chatcmpl-", "chat.completion", gens, p, (c, g) -> {
-      ObjectNode msg = c.putObject("message");
-      msg.put("role", "assistant");
-      msg.put("content", text(g, p));
-      if (p.logprobs()) {
-        ArrayNode content = c.putObject("logprobs").putArray("content");
-        for (int t = 0; t < g.completionIds().length; t++) {
-          ObjectNode e = content.addObject();
-          e.put("token", tokenString(g.completionIds()[t], p.tokensAsIds()));
-          e.put("logprob", g.logprobs()[t]);
-          e.putArray("top_logprobs");
-        }
-      } else {
-        c.putNull("logprobs");
-      }
-    });
+    r.put("logprobs", lp ? top : -1);
+    r.remove("top_logprobs");
+    List<String> texts = new ArrayList<>();
+    texts.add(rendered);
+    return parse(r, List.of(tok.encode(rendered)), texts, true);
   }
 
-  /** The envelope both endpoints share; {@code fill} adds a choice's text (or message) and its log-probs. */
-  private ObjectNode response(String idPrefix, String object, List<Generation> gens, Parsed p,
-      java.util.function.BiConsumer<ObjectNode, Generation> fill) {
-    ObjectNode out = JSON.createObjectNode();
-    out.put("id", idPrefix + UUID.randomUUID().toString().replace("-", ""));
-    out.put("object", object);
-    out.put("created", System.currentTimeMillis() / 1000);
-    out.put("model", modelName);
-    ArrayNode choices = out.putArray("choices");
+  private ObjectNode respond(Parsed p) throws Exception {
+    List<InferenceEngine.Completion> choices = engine.submit(p.job()).get();
+    ObjectNode out = envelope(p.chat() ? "chatcmpl-" : "cmpl-", p.chat() ? "chat.completion" : "text_completion");
+    ArrayNode arr = out.putArray("choices");
     int completionTokens = 0;
-    for (int i = 0; i < gens.size(); i++) {
-      Generation g = gens.get(i);
-      ObjectNode c = choices.addObject();
-      c.put("index", i);
-      fill.accept(c, g);
-      c.put("finish_reason", g.finishReason());
-      ArrayNode ids = c.putArray("token_ids");
+    for (int i = 0; i < choices.size(); i++) {
+      InferenceEngine.Completion c = choices.get(i);
+      Generation g = c.generation();
+      ObjectNode o = arr.addObject();
+      o.put("index", i);
+      if (p.chat()) {
+        ObjectNode msg = o.putObject("message");
+        msg.put("role", "assistant");
+        msg.put("content", text(g, p));
+        if (p.logprobs()) {
+          o.putObject("logprobs").set("content", chatLogprobs(g.completionIds(), g.logprobs(), c.top(), 0,
+              g.completionIds().length, p));
+        } else {
+          o.putNull("logprobs");
+        }
+      } else {
+        String prefix = p.echo() ? promptText(p, g.promptIndex()) : "";
+        o.put("text", prefix + text(g, p));
+        if (p.logprobs()) {
+          o.set("logprobs", completionLogprobs(c, p));
+        } else {
+          o.putNull("logprobs");
+        }
+      }
+      o.put("finish_reason", g.finishReason());
+      ArrayNode ids = o.putArray("token_ids");
       for (long id : g.completionIds()) {
         ids.add(id);
       }
@@ -169,6 +192,362 @@ public final class OpenAiApi {
     }
     out.set("usage", usage(p, completionTokens));
     return out;
+  }
+
+  private ObjectNode envelope(String idPrefix, String object) {
+    ObjectNode out = JSON.createObjectNode();
+    out.put("id", idPrefix + UUID.randomUUID().toString().replace("-", ""));
+    out.put("object", object);
+    out.put("created", System.currentTimeMillis() / 1000);
+    out.put("model", modelName);
+    return out;
+  }
+
+  /**
+   * vLLM's completions log-probs: tokens, token_logprobs, top_logprobs (a dict per token, with the sampled token
+   * added when it is not among the top N; null when N is 0) and text_offset. With echo the prompt's tokens come
+   * first, the very first with null values.
+   */
+  private ObjectNode completionLogprobs(InferenceEngine.Completion c, Parsed p) {
+    return completionLogprobs(c, p, 0);
+  }
+
+  /** @param offset the text offset of the first token (a streamed piece continues where the last one ended) */
+  private ObjectNode completionLogprobs(InferenceEngine.Completion c, Parsed p, int offset) {
+    ObjectNode lp = JSON.createObjectNode();
+    ArrayNode toks = lp.putArray("tokens");
+    ArrayNode vals = lp.putArray("token_logprobs");
+    ArrayNode tops = p.topLogprobs() > 0 ? lp.putArray("top_logprobs") : null;
+    ArrayNode offsets = lp.putArray("text_offset");
+    if (p.echo() && c.prompt() != null) {
+      long[] prompt = p.job().requests().get(c.generation().promptIndex()).prompt();
+      for (int t = 0; t < prompt.length; t++) {
+        String s = tokenString(prompt[t], p.tokensAsIds());
+        toks.add(s);
+        offsets.add(offset);
+        offset += s.length();
+        float v = c.prompt().logprobs()[t];
+        if (t == 0 || Float.isNaN(v)) {
+          vals.addNull();
+        } else {
+          vals.add(v);
+        }
+        if (tops != null) {
+          Map<Long, Float> m = c.prompt().top() == null ? null : c.prompt().top().get(t);
+          if (m == null) {
+            tops.addNull();
+          } else {
+            tops.add(topDict(m, prompt[t], v, p));
+          }
+        }
+      }
+    }
+    Generation g = c.generation();
+    for (int t = 0; t < g.completionIds().length; t++) {
+      String s = tokenString(g.completionIds()[t], p.tokensAsIds());
+      toks.add(s);
+      offsets.add(offset);
+      offset += s.length();
+      vals.add(g.logprobs()[t]);
+      if (tops != null) {
+        tops.add(topDict(c.top().get(t), g.completionIds()[t], g.logprobs()[t], p));
+      }
+    }
+    if (tops == null) {
+      lp.putNull("top_logprobs");
+    }
+    return lp;
+  }
+
+  private ObjectNode topDict(Map<Long, Float> top, long chosen, float chosenLogprob, Parsed p) {
+    ObjectNode d = JSON.createObjectNode();
+    for (var e : top.entrySet()) {
+      d.put(tokenString(e.getKey(), p.tokensAsIds()), e.getValue());
+    }
+    String s = tokenString(chosen, p.tokensAsIds());
+    if (!top.containsKey(chosen) && !d.has(s)) {
+      d.put(s, chosenLogprob);
+    }
+    return d;
+  }
+
+  /** OpenAI's chat log-probs: per token {token, logprob, bytes, top_logprobs: [{token, logprob, bytes}]}. */
+  private ArrayNode chatLogprobs(long[] ids, float[] logprobs, List<Map<Long, Float>> top, int from, int to,
+      Parsed p) {
+    ArrayNode content = JSON.createArrayNode();
+    for (int t = from; t < to; t++) {
+      ObjectNode e = content.addObject();
+      String s = tokenString(ids[t], p.tokensAsIds());
+      e.put("token", s);
+      e.put("logprob", logprobs[t]);
+      e.set("bytes", bytes(ids[t]));
+      ArrayNode alts = e.putArray("top_logprobs");
+      if (top != null && top.get(t) != null) {
+        for (var a : top.get(t).entrySet()) {
+          String as = tokenString(a.getKey(), p.tokensAsIds());
+          ObjectNode ao = alts.addObject();
+          ao.put("token", as);
+          ao.put("logprob", a.getValue());
+          ao.set("bytes", bytes(a.getKey()));
+        }
+      }
+    }
+    return content;
+  }
+
+  private ArrayNode bytes(long id) {
+    ArrayNode a = JSON.createArrayNode();
+    for (byte b : engine.tokenizer().tokenBytes(id)) {
+      a.add(b & 0xff);
+    }
+    return a;
+  }
+
+  private String promptText(Parsed p, int request) {
+    String t = p.promptTexts().get(request);
+    return t != null ? t : engine.tokenizer().decode(p.job().requests().get(request).prompt(), false);
+  }
+
+  // ---- streaming
+
+  /** Where server-sent events go: one {@code data:} line each. */
+  public interface EventSink {
+    void send(String data) throws java.io.IOException;
+  }
+
+  /** Streams a request that asked for stream: true; validation errors throw before anything is sent. */
+  public void stream(JsonNode req, boolean chat, EventSink out) throws Exception {
+    Parsed parsed = chat ? prepareChat(req) : prepareCompletions(req);
+    new Streamer(parsed, out).run();
+  }
+
+  /** One streamed request: engine events are queued here and written by the HTTP thread, never the engine's. */
+  private final class Streamer implements InferenceEngine.Listener {
+    private record Event(int choice, long token, float logprob, Map<Long, Float> top, String reason,
+        PromptLogprobs prompt) {}
+
+    private final java.util.concurrent.BlockingQueue<Event> events = new java.util.concurrent.LinkedBlockingQueue<>();
+    private final Parsed p;
+    private final EventSink out;
+    private final String id;
+    private final long created = System.currentTimeMillis() / 1000;
+    private volatile boolean cancelled;
+    private final TextStream[] text;
+    private final long[][] ids;
+    private final float[][] logps;
+    private final List<List<Map<Long, Float>>> tops = new ArrayList<>();
+    private final int[] len;
+    private final int[] sentLogprobs; // tokens whose log-probs went out
+    private final int[] textOffset; // text_offset of the next streamed token
+    private final int[] requestOf;
+
+    Streamer(Parsed parsed, EventSink out) {
+      this.p = parsed.withListener(this);
+      this.out = out;
+      this.id = (p.chat() ? "chatcmpl-" : "cmpl-") + UUID.randomUUID().toString().replace("-", "");
+      int rows = p.job().requests().stream().mapToInt(Sampler.Request::n).sum();
+      text = new TextStream[rows];
+      ids = new long[rows][];
+      logps = new float[rows][];
+      len = new int[rows];
+      sentLogprobs = new int[rows];
+      textOffset = new int[rows];
+      requestOf = new int[rows];
+      int c = 0;
+      for (int r = 0; r < p.job().requests().size(); r++) {
+        Sampler.Request q = p.job().requests().get(r);
+        for (int j = 0; j < q.n(); j++, c++) {
+          text[c] = new TextStream(engine.tokenizer(), p.skipSpecial(), p.stops(), p.keepStop());
+          ids[c] = new long[q.params().maxNewTokens()];
+          logps[c] = new float[q.params().maxNewTokens()];
+          tops.add(new ArrayList<>());
+          requestOf[c] = r;
+        }
+      }
+    }
+
+    @Override
+    public void prompt(int choice, PromptLogprobs scores) {
+      events.add(new Event(choice, -1, 0, null, null, scores));
+    }
+
+    @Override
+    public void token(int choice, long token, float logprob, Map<Long, Float> top) {
+      events.add(new Event(choice, token, logprob, top, null, null));
+    }
+
+    @Override
+    public void done(int choice, String reason) {
+      events.add(new Event(choice, -1, 0, null, reason, null));
+    }
+
+    @Override
+    public boolean cancelled() {
+      return cancelled;
+    }
+
+    void run() throws Exception {
+      var future = engine.submit(p.job());
+      future.whenComplete((r, e) -> events.add(new Event(-1, -1, 0, null, null, null)));
+      int open = text.length;
+      try {
+        if (p.chat()) {
+          for (int c = 0; c < text.length; c++) { // the role comes first, as OpenAI sends it
+            ObjectNode ch = chunk();
+            ObjectNode choice = choice(ch, c);
+            choice.putObject("delta").put("role", "assistant").put("content", "");
+            choice.putNull("logprobs");
+            choice.putNull("finish_reason");
+            send(ch);
+          }
+        }
+        while (open > 0) {
+          Event e = events.take();
+          if (e.choice() < 0) {
+            if (future.isCompletedExceptionally()) {
+              break;
+            }
+            continue; // every done event is queued before the job completes
+          }
+          int c = e.choice();
+          if (e.prompt() != null) {
+            onPrompt(c, e.prompt());
+          } else if (e.reason() == null) {
+            onToken(c, e);
+          } else {
+            onDone(c, e.reason());
+            open--;
+          }
+        }
+        try {
+          future.get();
+        } catch (java.util.concurrent.ExecutionException ex) {
+          Throwable cause = ex.getCause();
+          ApiError a = cause instanceof ApiError ae ? ae
+              : new ApiError(500, "internal_server_error", null, String.valueOf(cause));
+          out.send(InferenceServer.error(a).toString());
+          out.send("[DONE]");
+          return;
+        }
+        if (p.includeUsage()) {
+          ObjectNode u = chunk();
+          u.putArray("choices");
+          u.set("usage", usage(p, java.util.Arrays.stream(len).sum()));
+          send(u);
+        }
+        out.send("[DONE]");
+      } catch (java.io.IOException gone) {
+        cancelled = true; // the client hung up: its sequences stop at their next token and free their rows
+      }
+    }
+
+    private void onPrompt(int c, PromptLogprobs scores) throws java.io.IOException {
+      if (p.chat() || !p.echo()) {
+        return;
+      }
+      ObjectNode ch = chunk();
+      ObjectNode choice = choice(ch, c);
+      choice.put("text", promptText(p, requestOf[c]));
+      if (p.logprobs()) {
+        Generation none = new Generation(requestOf[c], new long[0], "length", new float[0]);
+        ObjectNode lp = completionLogprobs(new InferenceEngine.Completion(none, List.of(), scores), p);
+        for (JsonNode t : lp.get("tokens")) {
+          textOffset[c] += t.asText().length();
+        }
+        choice.set("logprobs", lp);
+      } else {
+        choice.putNull("logprobs");
+      }
+      choice.putNull("finish_reason");
+      send(ch);
+    }
+
+    private void onToken(int c, Event e) throws java.io.IOException {
+      ids[c][len[c]] = e.token();
+      logps[c][len[c]] = e.logprob();
+      tops.get(c).add(e.top());
+      len[c]++;
+      boolean finalStop = isStopId(e.token(), p);
+      String delta = finalStop ? "" : text[c].accept(e.token());
+      if (!delta.isEmpty() || p.logprobs() && !finalStop) {
+        sendPiece(c, delta, null);
+      }
+    }
+
+    private void onDone(int c, String reason) throws java.io.IOException {
+      Generation g = new Generation(requestOf[c], java.util.Arrays.copyOf(ids[c], len[c]), reason,
+          java.util.Arrays.copyOf(logps[c], len[c]));
+      String rest = text[c].finish(text(g, p));
+      if (!rest.isEmpty() || p.logprobs() && sentLogprobs[c] < len[c]) {
+        sendPiece(c, rest, null);
+      }
+      sendPiece(c, "", reason);
+    }
+
+    /** A chunk with text and the log-probs of the tokens not yet sent. */
+    private void sendPiece(int c, String delta, String finish) throws java.io.IOException {
+      ObjectNode ch = chunk();
+      ObjectNode choice = choice(ch, c);
+      int from = sentLogprobs[c];
+      int to = finish == null ? len[c] : from;
+      if (p.chat()) {
+        ObjectNode d = choice.putObject("delta");
+        if (finish == null) {
+          d.put("content", delta);
+        }
+        if (p.logprobs() && to > from) {
+          choice.putObject("logprobs").set("content", chatLogprobs(ids[c], logps[c],
+              p.topLogprobs() > 0 ? tops.get(c) : null, from, to, p));
+        } else {
+          choice.putNull("logprobs");
+        }
+      } else {
+        choice.put("text", delta);
+        if (p.logprobs() && to > from) {
+          Generation piece = new Generation(requestOf[c], java.util.Arrays.copyOfRange(ids[c], from, to), "length",
+              java.util.Arrays.copyOfRange(logps[c], from, to));
+          Parsed noEcho = new Parsed(p.job(), true, p.topLogprobs(), false, p.tokensAsIds(), p.skipSpecial(),
+              p.keepStop(), p.promptTokens(), p.promptTexts(), false, true, p.includeUsage());
+          ObjectNode lp = completionLogprobs(new InferenceEngine.Completion(piece,
+              p.topLogprobs() > 0 ? tops.get(c).subList(from, to) : null, null), noEcho, textOffset[c]);
+          for (JsonNode t : lp.get("tokens")) {
+            textOffset[c] += t.asText().length();
+          }
+          choice.set("logprobs", lp);
+        } else {
+          choice.putNull("logprobs");
+        }
+      }
+      sentLogprobs[c] = to;
+      if (finish == null) {
+        choice.putNull("finish_reason");
+      } else {
+        choice.put("finish_reason", finish);
+      }
+      send(ch);
+    }
+
+    private ObjectNode chunk() {
+      ObjectNode ch = JSON.createObjectNode();
+      ch.put("id", id);
+      ch.put("object", p.chat() ? "chat.completion.chunk" : "text_completion");
+      ch.put("created", created);
+      ch.put("model", modelName);
+      if (p.includeUsage()) {
+        ch.putNull("usage");
+      }
+      return ch;
+    }
+
+    private ObjectNode choice(ObjectNode ch, int c) {
+      ObjectNode o = ch.putArray("choices").addObject();
+      o.put("index", c);
+      return o;
+    }
+
+    private void send(ObjectNode ch) throws java.io.IOException {
+      out.send(ch.toString());
+    }
   }
 
   // ---- /v1/models
@@ -217,7 +596,7 @@ public final class OpenAiApi {
   }
 
   /** prompt: a string, a list of token ids, a list of strings, or a list of token-id lists. */
-  private List<long[]> prompts(JsonNode p) {
+  private List<long[]> prompts(JsonNode p, List<String> texts) {
     if (p == null || p.isNull()) {
       throw ApiError.invalid("prompt", "prompt is required (text, token ids, or a list of either)");
     }
@@ -225,15 +604,19 @@ public final class OpenAiApi {
     List<long[]> out = new ArrayList<>();
     if (p.isTextual()) {
       out.add(tok.encode(p.asText()));
+      texts.add(p.asText());
     } else if (p.isArray() && !p.isEmpty() && p.get(0).isIntegralNumber()) {
       out.add(ids(p, "prompt"));
+      texts.add(null);
     } else if (p.isArray() && !p.isEmpty()) {
       for (int i = 0; i < p.size(); i++) {
         JsonNode e = p.get(i);
         if (e.isTextual()) {
           out.add(tok.encode(e.asText()));
+          texts.add(e.asText());
         } else if (e.isArray()) {
           out.add(ids(e, "prompt[" + i + "]"));
+          texts.add(null);
         } else {
           throw ApiError.invalid("prompt[" + i + "]", "each prompt must be a string or a list of token ids");
         }
@@ -262,13 +645,18 @@ public final class OpenAiApi {
     return ids;
   }
 
-  private Parsed parse(JsonNode r, List<long[]> prompts, boolean chat) {
-    if (r.path("stream").asBoolean(false)) {
-      throw ApiError.invalid("stream", "streaming is not supported; send stream: false");
+  private Parsed parse(JsonNode r, List<long[]> prompts, List<String> promptTexts, boolean chat) {
+    boolean stream = wantsStream(r);
+    JsonNode so = r.get("stream_options");
+    if (so != null && !so.isNull() && !stream) {
+      throw ApiError.invalid("stream_options", "stream_options is only allowed with stream: true");
     }
-    if (r.path("echo").asBoolean(false)) {
-      throw ApiError.invalid("echo", "echo is not supported");
+    boolean includeUsage = so != null && so.path("include_usage").asBoolean(false);
+    JsonNode echoNode = r.get("echo");
+    if (echoNode != null && !echoNode.isNull() && !echoNode.isBoolean()) {
+      throw ApiError.invalid("echo", "echo must be true or false, got " + echoNode);
     }
+    boolean echo = echoNode != null && echoNode.asBoolean(false);
     int n = intField(r, "n", 1, 1, 4096);
     if (r.has("best_of") && !r.get("best_of").isNull() && r.get("best_of").asInt() != n) {
       throw ApiError.invalid("best_of", "best_of is not supported (it must equal n)");
@@ -277,7 +665,8 @@ public final class OpenAiApi {
       throw ApiError.invalid("n", "n = " + n + " is more than this server samples at once (--max-batch "
           + engine.maxBatchRows() + "); restart it with a larger --max-batch");
     }
-    int maxTokens = intField(r, "max_tokens", chat ? 256 : 16, 1, 1 << 20);
+    // max_tokens 0 with echo scores the prompt only (what lm-eval-harness sends for log-likelihood)
+    int maxTokens = intField(r, "max_tokens", chat ? 256 : 16, echo ? 0 : 1, 1 << 20);
     double temperature = numField(r, "temperature", 1.0, 0, 100);
     double topP = numField(r, "top_p", 1.0, 0, 1);
     if (topP <= 0) {
@@ -291,10 +680,11 @@ public final class OpenAiApi {
       throw ApiError.invalid(r.has("frequency_penalty") ? "frequency_penalty" : "presence_penalty",
           "frequency/presence penalties are not supported; use repetition_penalty");
     }
-    int logprobs = r.has("logprobs") && !r.get("logprobs").isNull() ? intField(r, "logprobs", -1, -1, 20) : -1;
-    if (logprobs > 0) {
-      throw ApiError.invalid("logprobs", "only the sampled token's log-prob is returned: use logprobs: 0");
+    JsonNode lpNode = r.get("logprobs");
+    if (lpNode != null && lpNode.isBoolean()) {
+      throw ApiError.invalid("logprobs", "for completions logprobs is a number of alternatives, 0 to 20");
     }
+    int logprobs = lpNode != null && !lpNode.isNull() ? intField(r, "logprobs", -1, -1, 20) : -1;
     long seed;
     JsonNode s = r.get("seed");
     if (s == null || s.isNull()) {
@@ -347,7 +737,7 @@ public final class OpenAiApi {
     boolean greedy = temperature == 0;
     SamplingParams sp;
     try {
-      sp = new SamplingParams(maxTokens, greedy, greedy ? 1.0 : temperature, topP, Math.max(0, topK), minP, rep,
+      sp = new SamplingParams(Math.max(1, maxTokens), greedy, greedy ? 1.0 : temperature, topP, Math.max(0, topK), minP, rep,
           stopIds.stream().mapToInt(Integer::intValue).distinct().toArray());
     } catch (IllegalArgumentException e) {
       throw ApiError.invalid(null, e.getMessage());
@@ -361,9 +751,12 @@ public final class OpenAiApi {
       lengths[i] = prompts.get(i).length;
       promptTokens += lengths[i];
     }
-    return new Parsed(new InferenceEngine.Job(reqs, List.copyOf(stops)), logprobs >= 0,
-        r.path("return_tokens_as_token_ids").asBoolean(false), r.path("skip_special_tokens").asBoolean(false),
-        r.path("include_stop_str_in_output").asBoolean(false), lengths);
+    int top = Math.max(0, logprobs);
+    InferenceEngine.Job job = new InferenceEngine.Job(reqs, List.copyOf(stops), top,
+        echo && logprobs >= 0 ? top : -1, maxTokens > 0, null);
+    return new Parsed(job, logprobs >= 0, top, echo, r.path("return_tokens_as_token_ids").asBoolean(false),
+        r.path("skip_special_tokens").asBoolean(false), r.path("include_stop_str_in_output").asBoolean(false),
+        lengths, promptTexts, chat, stream, includeUsage);
   }
 
   private static int intField(JsonNode r, String key, int dflt, int min, int max) {
@@ -417,8 +810,23 @@ public final class OpenAiApi {
     return false;
   }
 
+  /**
+   * A token as log-probs show it: its text, or as OpenAI does for a token that is only part of a UTF-8 character,
+   * {@code bytes:\xe2\x80} (so such tokens stay distinct keys of top_logprobs); {@code token_id:N} when asked.
+   */
   private String tokenString(long id, boolean asId) {
-    return asId ? "token_id:" + id : engine.tokenizer().decode(new long[] {id}, false);
+    if (asId) {
+      return "token_id:" + id;
+    }
+    String s = engine.tokenizer().decode(new long[] {id}, false);
+    if (s.indexOf('\uFFFD') < 0) {
+      return s;
+    }
+    StringBuilder b = new StringBuilder("bytes:");
+    for (byte x : engine.tokenizer().tokenBytes(id)) {
+      b.append(String.format("\\x%02x", x & 0xff));
+    }
+    return b.toString();
   }
 
   private static ObjectNode usage(Parsed p, int completionTokens) {

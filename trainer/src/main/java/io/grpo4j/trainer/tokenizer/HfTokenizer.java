@@ -30,6 +30,8 @@ public final class HfTokenizer implements AutoCloseable {
   private final List<Integer> eosIds;
   private final int padId;
   private final String eosToken;
+  private Path tokenizerJson;
+  private TokenBytes bytes; // read on first use: only log-prob output needs it
 
   private HfTokenizer(HuggingFaceTokenizer tokenizer, Map<String, Integer> addedTokens, Set<Integer> specialIds,
       ChatTemplate chatTemplate, List<Integer> eosIds, int padId, String eosToken) {
@@ -95,7 +97,9 @@ public final class HfTokenizer implements AutoCloseable {
     HuggingFaceTokenizer tok = HuggingFaceTokenizer.newInstance(tj, Map.of(
         "addSpecialTokens", "false", "truncation", "false", "padding", "false"));
     ChatTemplate ct = template == null ? null : new ChatTemplate(template, bos, eos);
-    return new HfTokenizer(tok, added, special, ct, List.copyOf(eosIds), padId, eos);
+    HfTokenizer out = new HfTokenizer(tok, added, special, ct, List.copyOf(eosIds), padId, eos);
+    out.tokenizerJson = tj;
+    return out;
   }
 
   private static String tokenText(JsonNode n) {
@@ -142,6 +146,25 @@ public final class HfTokenizer implements AutoCloseable {
     }
     long[] ids = encode(token);
     return ids.length == 1 ? (int) ids[0] : -1;
+  }
+
+  /**
+   * The raw bytes of one token (a byte-level token may be part of a UTF-8 character); its decoded text's UTF-8
+   * when the vocabulary cannot say.
+   */
+  public synchronized byte[] tokenBytes(long id) {
+    try {
+      if (bytes == null) {
+        bytes = new TokenBytes(tokenizerJson);
+      }
+      byte[] b = bytes.of(id, isSpecial(id));
+      if (b != null) {
+        return b;
+      }
+    } catch (IOException e) {
+      // fall through: the decoded text is the best we have
+    }
+    return decode(new long[] {id}, false).getBytes(java.nio.charset.StandardCharsets.UTF_8);
   }
 
   public boolean isSpecial(long id) {

@@ -65,7 +65,7 @@ class RecipeConfigsTest {
     }
     Files.writeString(data, rows);
     Path fixture = Fixtures.model("tiny-qwen2");
-    try (InferenceServer server = new InferenceServer(new InferenceEngine(fixture, "cpu", 0, 64, 2), "policy")
+    try (InferenceServer server = new InferenceServer(new InferenceEngine(InferenceEngine.Settings.of(fixture)), "policy")
         .start("127.0.0.1", 0)) {
       y.put("model", fixture.toString());
       for (String s : new String[] {"device=cpu", "dataset.path=" + data, "training.steps=2",

@@ -60,7 +60,7 @@ class OpenAiRolloutTest {
   }
 
   static InferenceServer serve(int port) throws IOException {
-    return new InferenceServer(new InferenceEngine(dir, "cpu", 0, 64, 2), "tiny").start("127.0.0.1", port);
+    return new InferenceServer(new InferenceEngine(InferenceEngine.Settings.of(dir)), "tiny").start("127.0.0.1", port);
   }
 
   static String url(InferenceServer s) {

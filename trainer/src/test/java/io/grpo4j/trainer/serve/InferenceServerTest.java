@@ -49,7 +49,7 @@ class InferenceServerTest {
   @BeforeAll
   static void start() throws Exception {
     Path dir = Fixtures.model("tiny-qwen2");
-    server = new InferenceServer(new InferenceEngine(dir, "cpu", 0, 64, 2), "tiny").start("127.0.0.1", 0);
+    server = new InferenceServer(new InferenceEngine(InferenceEngine.Settings.of(dir)), "tiny").start("127.0.0.1", 0);
     base = "http://127.0.0.1:" + server.port();
     root = NDManager.newBaseManager();
     model = HfCheckpoint.load(dir, root.newSubManager());
@@ -166,8 +166,12 @@ class InferenceServerTest {
         {"{\"prompt\":[1,2],\"top_p\":0}", "top_p"},
         {"{\"prompt\":[1,999999]}", "prompt"},
         {"{\"prompt\":[1,2],\"max_tokens\":100000}", "max_tokens"},
-        {"{\"prompt\":[1,2],\"logprobs\":3}", "logprobs"},
-        {"{\"prompt\":[1,2],\"stream\":true}", "stream"},
+        {"{\"prompt\":[1,2],\"logprobs\":21}", "logprobs"},
+        {"{\"prompt\":[1,2],\"logprobs\":true}", "logprobs"},
+        {"{\"prompt\":[1,2],\"stream\":\"yes\"}", "stream"},
+        {"{\"prompt\":[1,2],\"echo\":1}", "echo"},
+        {"{\"prompt\":[1,2],\"max_tokens\":0}", "max_tokens"}, // 0 only with echo
+        {"{\"prompt\":[1,2],\"stream_options\":{\"include_usage\":true}}", "stream_options"},
         {"{\"prompt\":[1,2],\"seed\":\"x\"}", "seed"},
         {"{\"prompt\":[1,2],\"stop\":5}", "stop"},
         {"{\"prompt\":[1,2],\"n\":65}", "n"}, // more than --max-batch 64

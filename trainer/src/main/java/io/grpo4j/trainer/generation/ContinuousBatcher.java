@@ -1,0 +1,378 @@
+package io.grpo4j.trainer.generation;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.Shape;
+import io.grpo4j.trainer.model.AttentionBias;
+import io.grpo4j.trainer.model.CausalLM;
+import io.grpo4j.trainer.model.HostStaging;
+import io.grpo4j.trainer.model.KvCache;
+import io.grpo4j.trainer.model.NoGrad;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+
+/**
+ * Continuous batching, as vLLM and SGLang do it: sequences join the running batch at the next decoding step and
+ * leave it the step they finish, so a request never waits for a whole batch to drain. One owner thread calls
+ * {@link #admit} and {@link #step}. New prompts are prefilled together (each once, its n completions sharing the
+ * cache), then their keys and values are spliced into the running cache: whichever side is shorter is padded on the
+ * left with masked positions, and positions no row uses any more are trimmed away. Each completion draws from its
+ * own seeded stream ({@link Sampler#mix}), so a seeded request samples the same tokens whatever it shares a batch
+ * with. Tokens are picked on the host ({@link TokenPicker}), which also gives top-N log-probs.
+ */
+public final class ContinuousBatcher implements AutoCloseable {
+  /** Where a sequence's tokens go, as they are picked. */
+  public interface Sink {
+    /** The prompt's own log-probs (echo), before any token; only for sequences that asked for them. */
+    default void prompt(PromptLogprobs scores) {}
+
+    /** @param top the top alternatives (token to log-prob, best first) when asked for, else null */
+    void token(long token, float logprob, Map<Long, Float> top);
+
+    /** The sequence ended: "stop" or "length". */
+    void done(String reason);
+  }
+
+  /** Decides after each token whether a stop string has appeared. */
+  public interface StopCheck {
+    boolean stop(long token);
+  }
+
+  /**
+   * One completion to sample.
+   *
+   * @param stream which of the request's completions (its random stream is mix(seed, stream))
+   * @param topLogprobs alternatives to report per generated token (0 = none)
+   * @param promptLogprobs -1: no prompt log-probs; else they are computed with this many alternatives per token
+   * @param generate false: score the prompt only (echo with max_tokens 0); the sequence ends at admission
+   */
+  public record Seq(long[] prompt, SamplingParams params, long seed, int stream, int topLogprobs,
+      int promptLogprobs, boolean generate, Sink sink, StopCheck stopCheck) {}
+
+  /** A sequence in the running batch. */
+  private static final class Row {
+    final Seq seq;
+    final TokenPicker picker;
+    final SplittableRandom rng;
+    final long[] seen; // prompt + completion, for the repetition penalty
+    int seenLen;
+    int generated;
+    long position; // of the next token
+    long next; // the token to feed at the next step
+    int[] keyMask; // 1 where the cache holds this row's tokens
+
+    Row(Seq seq) {
+      this.seq = seq;
+      this.picker = new TokenPicker(seq.params());
+      this.rng = new SplittableRandom(Sampler.mix(seq.seed(), seq.stream()));
+      this.seen = Arrays.copyOf(seq.prompt(), seq.prompt().length + seq.params().maxNewTokens());
+      this.seenLen = seq.prompt().length;
+      this.position = seq.prompt().length;
+    }
+  }
+
+  private final CausalLM model;
+  private final int padId;
+  private final NDManager store;
+  private final HostStaging staging = new HostStaging(3);
+  private KvCache cache; // rows = active, in order
+  private int length; // cache positions
+  private final List<Row> active = new ArrayList<>();
+  private volatile long steps;
+  private volatile long rowSteps;
+
+  public ContinuousBatcher(CausalLM model, int padId) {
+    this.model = model;
+    this.padId = padId;
+    this.store = model.manager().newSubManager();
+  }
+
+  public int activeRows() {
+    return active.size();
+  }
+
+  /** Mean rows per decoding step so far (batch occupancy). */
+  public double meanRows() {
+    return steps == 0 ? 0 : rowSteps / (double) steps;
+  }
+
+  public long steps() {
+    return steps;
+  }
+
+  /** Sequences decoded, summed over steps. */
+  public long rowSteps() {
+    return rowSteps;
+  }
+
+  /**
+   * Prefills new sequences and adds them to the running batch; each gets its first token now. Sequences of one
+   * prompt (equal {@code prompt} arrays by identity) share one prefill.
+   */
+  public void admit(List<Seq> seqs) {
+    if (seqs.isEmpty()) {
+      return;
+    }
+    // one prefill row per distinct prompt
+    Map<long[], Integer> promptRow = new LinkedHashMap<>();
+    for (Seq s : seqs) {
+      promptRow.putIfAbsent(s.prompt(), promptRow.size());
+    }
+    List<long[]> prompts = new ArrayList<>(promptRow.keySet());
+    int b0 = prompts.size();
+    int lp = prompts.stream().mapToInt(p -> p.length).max().orElse(0);
+    int[][] mask = new int[b0][lp];
+    long[] ids = new long[b0 * lp];
+    long[] pos = new long[b0 * lp];
+    for (int i = 0; i < b0; i++) {
+      long[] pr = prompts.get(i);
+      Arrays.fill(ids, i * lp, (i + 1) * lp, padId);
+      System.arraycopy(pr, 0, ids, i * lp + lp - pr.length, pr.length);
+      for (int t = 0; t < pr.length; t++) {
+        pos[i * lp + lp - pr.length + t] = t;
+        mask[i][lp - pr.length + t] = 1;
+      }
+    }
+    List<Row> rows = new ArrayList<>();
+    float[] firstLogits;
+    int vocab = model.config().vocabSize();
+    try (NoGrad g = NoGrad.enter(); NDManager s = store.newSubManager()) {
+      KvCache fresh = new KvCache(model.config().numHiddenLayers(), store);
+      NDArray hidden = model.hidden(staging.longs(s, 0, ids, new Shape(b0, lp)),
+          staging.longs(s, 1, pos, new Shape(b0, lp)), AttentionBias.of(s, mask, lp, staging, 2), fresh);
+      firstLogits = model.toFloat32(model.logits(hidden.get(":, -1, :"))).toFloatArray(); // (b0, V)
+      Map<long[], PromptLogprobs> scores = new java.util.IdentityHashMap<>();
+      for (Seq q : seqs) {
+        if (q.promptLogprobs() >= 0 && !scores.containsKey(q.prompt())) {
+          int i = promptRow.get(q.prompt());
+          scores.put(q.prompt(), promptScores(hidden.get(i), q.prompt(), lp, q.promptLogprobs()));
+        }
+      }
+      for (Seq q : seqs) {
+        if (q.promptLogprobs() >= 0) {
+          q.sink().prompt(scores.get(q.prompt()));
+        }
+      }
+      long[] source = new long[seqs.size()];
+      for (int i = 0; i < seqs.size(); i++) {
+        source[i] = promptRow.get(seqs.get(i).prompt());
+        Row r = new Row(seqs.get(i));
+        r.keyMask = mask[(int) source[i]].clone();
+        rows.add(r);
+      }
+      fresh.selectRows(source); // each prompt's keys/values for each of its completions
+      splice(fresh, lp, rows);
+    }
+    // the first token of every new row, from its prompt's last logits
+    float[] row = new float[vocab];
+    List<Row> finished = new ArrayList<>();
+    for (int i = 0; i < rows.size(); i++) {
+      Row r = rows.get(i);
+      if (!r.seq.generate()) {
+        r.seq.sink().done("length");
+        finished.add(r);
+        continue;
+      }
+      System.arraycopy(firstLogits, promptRow.get(r.seq.prompt()) * vocab, row, 0, vocab);
+      if (!pick(r, row)) {
+        finished.add(r);
+      }
+    }
+    remove(finished);
+  }
+
+  /**
+   * Log-probs of each prompt token given those before it, from the prompt's prefill hidden states (lp, H) where
+   * the prompt fills the last {@code prompt.length} positions. Log-softmax runs on the device; the top-N search on
+   * the host, one position at a time.
+   */
+  private PromptLogprobs promptScores(NDArray hidden, long[] prompt, int lp, int topN) {
+    int len = prompt.length;
+    float[] lps = new float[len];
+    lps[0] = Float.NaN;
+    List<Map<Long, Float>> top = topN > 0 ? new ArrayList<>(len) : null;
+    if (top != null) {
+      top.add(null);
+    }
+    if (len > 1) {
+      int vocab = model.config().vocabSize();
+      // positions lp-len .. lp-2 predict prompt tokens 1 .. len-1
+      NDArray h = hidden.get(new ai.djl.ndarray.index.NDIndex("{}:{}", lp - len, lp - 1));
+      float[] logp = model.toFloat32(model.logits(h.expandDims(0))).squeeze(0).logSoftmax(-1).toFloatArray();
+      for (int t = 1; t < len; t++) {
+        int off = (t - 1) * vocab;
+        lps[t] = logp[off + (int) prompt[t]];
+        if (top != null) {
+          Map<Long, Float> m = new LinkedHashMap<>();
+          for (int i : TokenPicker.topIndices(logp, off, vocab, topN)) {
+            m.put((long) i, logp[off + i]);
+          }
+          top.add(m);
+        }
+      }
+    }
+    return new PromptLogprobs(lps, top);
+  }
+
+  /** Adds rows whose prefill cache (length {@code lp}) is {@code fresh} to the running batch. */
+  private void splice(KvCache fresh, int lp, List<Row> rows) {
+    if (active.isEmpty()) {
+      if (cache != null) {
+        cache.close();
+      }
+      cache = fresh;
+      length = lp;
+    } else {
+      int target = Math.max(length, lp);
+      if (length < target) {
+        cache.padLeft(target - length);
+        for (Row r : active) {
+          r.keyMask = leftPad(r.keyMask, target - length);
+        }
+      }
+      if (lp < target) {
+        fresh.padLeft(target - lp);
+        for (Row r : rows) {
+          r.keyMask = leftPad(r.keyMask, target - lp);
+        }
+      }
+      cache.appendRows(fresh);
+      fresh.close();
+      length = target;
+    }
+    active.addAll(rows);
+  }
+
+  private static int[] leftPad(int[] mask, int by) {
+    int[] out = new int[mask.length + by];
+    System.arraycopy(mask, 0, out, by, mask.length);
+    return out;
+  }
+
+  /** One decoding step for every running row; false when there was nothing to do. */
+  public boolean step() {
+    if (active.isEmpty()) {
+      return false;
+    }
+    int b = active.size();
+    int vocab = model.config().vocabSize();
+    int tk = length + 1;
+    long[] ids = new long[b];
+    long[] pos = new long[b];
+    int[][] mask = new int[b][];
+    for (int i = 0; i < b; i++) {
+      Row r = active.get(i);
+      ids[i] = r.next;
+      pos[i] = r.position++;
+      r.keyMask = Arrays.copyOf(r.keyMask, tk);
+      r.keyMask[tk - 1] = 1;
+      mask[i] = r.keyMask;
+    }
+    float[] logits;
+    try (NoGrad g = NoGrad.enter(); NDManager s = store.newSubManager()) {
+      NDArray hidden = model.hidden(staging.longs(s, 0, ids, new Shape(b, 1)), staging.longs(s, 1, pos, new Shape(b, 1)),
+          AttentionBias.of(s, mask, 1, staging, 2), cache);
+      logits = model.toFloat32(model.logits(hidden)).toFloatArray(); // (B, 1, V)
+    }
+    length = tk;
+    steps++;
+    rowSteps += b;
+    float[] row = new float[vocab];
+    List<Row> finished = new ArrayList<>();
+    for (int i = 0; i < b; i++) {
+      System.arraycopy(logits, i * vocab, row, 0, vocab);
+      Row r = active.get(i);
+      if (!pick(r, row)) {
+        finished.add(r);
+      }
+    }
+    remove(finished);
+    return true;
+  }
+
+  /** Picks the row's next token and tells its sink; false when the row is done. */
+  private boolean pick(Row r, float[] logits) {
+    long tok = r.picker.pick(logits, r.seen, r.seenLen, r.rng);
+    float lp = r.picker.lastLogProb(tok);
+    Map<Long, Float> top = r.seq.topLogprobs() > 0 ? r.picker.lastTopLogProbs(r.seq.topLogprobs()) : null;
+    r.seen[r.seenLen++] = tok;
+    r.generated++;
+    r.next = tok;
+    r.seq.sink().token(tok, lp, top);
+    SamplingParams p = r.seq.params();
+    if (p.isStop(tok) || r.seq.stopCheck() != null && r.seq.stopCheck().stop(tok)) {
+      r.seq.sink().done("stop");
+      return false;
+    }
+    if (r.generated >= p.maxNewTokens()) {
+      r.seq.sink().done("length");
+      return false;
+    }
+    return true;
+  }
+
+  /** Drops finished rows from the batch and the cache, and positions no remaining row uses. */
+  private void remove(List<Row> finished) {
+    if (finished.isEmpty()) {
+      return;
+    }
+    java.util.Set<Row> gone = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+    gone.addAll(finished);
+    List<Row> keep = new ArrayList<>();
+    List<Long> keepIdx = new ArrayList<>();
+    for (int i = 0; i < active.size(); i++) {
+      if (!gone.contains(active.get(i))) {
+        keep.add(active.get(i));
+        keepIdx.add((long) i);
+      }
+    }
+    active.clear();
+    active.addAll(keep);
+    if (keep.isEmpty()) {
+      cache.close();
+      cache = null;
+      length = 0;
+      return;
+    }
+    cache.selectRows(keepIdx.stream().mapToLong(Long::longValue).toArray());
+    // left positions that every remaining row masks out (room left by long prompts that have gone)
+    int unused = length;
+    for (Row r : keep) {
+      int first = 0;
+      while (first < r.keyMask.length && r.keyMask[first] == 0) {
+        first++;
+      }
+      unused = Math.min(unused, first);
+    }
+    if (unused > 0) {
+      cache.trimLeft(unused);
+      for (Row r : keep) {
+        r.keyMask = Arrays.copyOfRange(r.keyMask, unused, r.keyMask.length);
+      }
+      length -= unused;
+    }
+  }
+
+  /** Ends every running sequence (the server is shutting down). */
+  public void abort(String reason) {
+    for (Row r : active) {
+      r.seq.sink().done(reason);
+    }
+    active.clear();
+    if (cache != null) {
+      cache.close();
+      cache = null;
+    }
+    length = 0;
+  }
+
+  @Override
+  public void close() {
+    abort("abort");
+    store.close();
+  }
+}

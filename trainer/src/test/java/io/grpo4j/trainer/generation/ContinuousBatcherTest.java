@@ -1,0 +1,131 @@
+package io.grpo4j.trainer.generation;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.ndarray.NDManager;
+import io.grpo4j.trainer.Fixtures;
+import io.grpo4j.trainer.model.CausalLM;
+import io.grpo4j.trainer.model.HfCheckpoint;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Sequences that join a running batch mid-way, leave it when done, and sample exactly the tokens the batch sampler
+ * gives them alone, whatever prompt lengths they share the cache with.
+ */
+class ContinuousBatcherTest {
+  static NDManager root;
+  static CausalLM model;
+
+  @BeforeAll
+  static void load() throws Exception {
+    root = NDManager.newBaseManager();
+    model = HfCheckpoint.load(Fixtures.model("tiny-qwen2"), root.newSubManager());
+  }
+
+  @AfterAll
+  static void close() {
+    root.close();
+  }
+
+  /** Collects one sequence's tokens. */
+  static class Collect implements ContinuousBatcher.Sink {
+    final List<Long> tokens = new ArrayList<>();
+    final List<Float> logprobs = new ArrayList<>();
+    String reason;
+
+    @Override
+    public void token(long token, float logprob, Map<Long, Float> top) {
+      tokens.add(token);
+      logprobs.add(logprob);
+    }
+
+    @Override
+    public void done(String r) {
+      reason = r;
+    }
+
+    long[] ids() {
+      return tokens.stream().mapToLong(Long::longValue).toArray();
+    }
+  }
+
+  static ContinuousBatcher.Seq seq(long[] prompt, SamplingParams p, long seed, int stream, Collect sink) {
+    // the batch sampler's prompt i of a call with seed s samples with promptSeed(s, i)
+    return new ContinuousBatcher.Seq(prompt, p, Sampler.promptSeed(seed, 0), stream, 0, -1, true, sink, null);
+  }
+
+  @Test
+  void sequencesJoinAndLeaveMidBatchAndSampleWhatTheyWouldAlone() {
+    SamplingParams longP = SamplingParams.sample(40, 0.9);
+    SamplingParams shortP = SamplingParams.sample(5, 0.9);
+    long[] a = {11, 12, 13};
+    long[] b = {21, 22, 23, 24, 25, 26, 27, 28, 29, 30}; // longer prompt: the running cache is padded on the left
+    long[] c = {7};
+    Sampler sampler = new Sampler(model, 0, false);
+    long[] aliceAlone = sampler.generate(new long[][] {a}, longP, 2, 100).get(1).completionIds();
+    long[] bobAlone = sampler.generate(new long[][] {b}, shortP, 1, 200).get(0).completionIds();
+    long[] carolAlone = sampler.generate(new long[][] {c}, longP, 1, 300).get(0).completionIds();
+    try (ContinuousBatcher batcher = new ContinuousBatcher(model, 0)) {
+      Collect a0 = new Collect();
+      Collect a1 = new Collect();
+      batcher.admit(List.of(seq(a, longP, 100, 0, a0), seq(a, longP, 100, 1, a1)));
+      for (int i = 0; i < 10; i++) {
+        batcher.step();
+      }
+      Collect bob = new Collect();
+      batcher.admit(List.of(seq(b, shortP, 200, 0, bob)));
+      assertEquals(3, batcher.activeRows());
+      while (bob.reason == null) {
+        batcher.step();
+      }
+      assertEquals(2, batcher.activeRows()); // bob left as soon as he was done; alice goes on
+      assertEquals("length", bob.reason);
+      assertArrayEquals(bobAlone, bob.ids());
+      Collect carol = new Collect();
+      batcher.admit(List.of(seq(c, longP, 300, 0, carol)));
+      while (batcher.step()) {
+        // until everyone is done
+      }
+      assertArrayEquals(aliceAlone, a1.ids());
+      assertArrayEquals(carolAlone, carol.ids());
+      assertEquals(40, a0.tokens.size());
+      assertEquals(0, batcher.activeRows());
+      assertTrue(batcher.meanRows() > 1.5, "occupancy " + batcher.meanRows());
+    }
+  }
+
+  @Test
+  void promptLogprobsAndScoringOnlySequences() {
+    long[] prompt = {5, 9, 2, 44, 17};
+    List<PromptLogprobs> got = new ArrayList<>();
+    Collect sink = new Collect() {
+      @Override
+      public void prompt(PromptLogprobs scores) {
+        got.add(scores);
+      }
+    };
+    try (ContinuousBatcher batcher = new ContinuousBatcher(model, 0)) {
+      batcher.admit(List.of(new ContinuousBatcher.Seq(prompt, SamplingParams.greedy(1), 0, 0, 0, 3, false, sink,
+          null)));
+      assertEquals(0, batcher.activeRows());
+    }
+    assertEquals("length", sink.reason);
+    assertEquals(0, sink.tokens.size());
+    PromptLogprobs p = got.get(0);
+    assertTrue(Float.isNaN(p.logprobs()[0]));
+    assertEquals(prompt.length, p.logprobs().length);
+    for (int t = 1; t < prompt.length; t++) {
+      Map<Long, Float> top = p.top().get(t);
+      assertEquals(3, top.size());
+      float best = top.values().iterator().next();
+      assertTrue(p.logprobs()[t] <= best + 1e-6);
+    }
+  }
+}
