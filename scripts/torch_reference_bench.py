@@ -30,7 +30,9 @@ ap.add_argument("model")
 ap.add_argument("threads_pos", nargs="?", type=int)
 ap.add_argument("which_pos", nargs="?")
 ap.add_argument("--threads", type=int, default=1, help="CPU threads")
-ap.add_argument("--which", default="both", help="plain | hf | generate | both (plain + hf) | all")
+ap.add_argument("--which", default="both",
+                help="plain | hf | peft (HF model, frozen base in the compute dtype + PEFT LoRA) | generate | both"
+                     " (plain + hf) | all")
 ap.add_argument("--device", default="cpu")
 ap.add_argument("--dtype", default="fp32", choices=["fp32", "tf32", "bf16"])
 ap.add_argument("--rows", type=int, default=32)
@@ -43,6 +45,9 @@ ap.add_argument("--new-tokens", type=int, default=32, help="generate: tokens per
 ap.add_argument("--gen-prompt", type=int, default=32, help="generate: prompt tokens")
 ap.add_argument("--gen-iters", type=int, default=20)
 ap.add_argument("--json", action="store_true", help="one JSON object per measurement")
+ap.add_argument("--lora-r", type=int, default=16, help="peft: LoRA rank (all linear layers)")
+ap.add_argument("--lora-alpha", type=float, default=32, help="peft: LoRA alpha")
+ap.add_argument("--grad-ckpt", action="store_true", help="hf, peft: gradient checkpointing")
 a = ap.parse_args()
 if a.threads_pos is not None:
     a.threads = a.threads_pos
@@ -123,8 +128,24 @@ cfg = json.load(open(a.model + "/config.json"))
 VOCAB = cfg["vocab_size"]
 which = {"both": {"plain", "hf"}, "all": {"plain", "hf", "generate"}}.get(a.which, {a.which})
 
-if "hf" in which or "generate" in which:
+if "hf" in which or "generate" in which or "peft" in which:
     from transformers import AutoModelForCausalLM
+
+if "peft" in which:
+    # what PEFT users run: the base frozen in bf16 (fp32 on a CPU), LoRA on every linear layer, adapters in float32
+    from peft import LoraConfig, get_peft_model
+    base_dtype = torch.bfloat16 if a.dtype == "bf16" else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(a.model, dtype=base_dtype).to(DEV)
+    if a.grad_ckpt:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    model = get_peft_model(model, LoraConfig(r=a.lora_r, lora_alpha=a.lora_alpha, target_modules="all-linear",
+                                             lora_dropout=0.0, task_type="CAUSAL_LM"))
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    print(f"PEFT LoRA r={a.lora_r}: {sum(p.numel() for p in trainable)} trainable parameters, adapters "
+          f"{trainable[0].dtype}, base {base_dtype}" + (", gradient checkpointing" if a.grad_ckpt else ""))
+    train(trainable, lambda ids: gathered(model(ids).logits[:, PROMPT - 1:-1], ids), f"PEFT LoRA r={a.lora_r}")
+    del model
 
 if "hf" in which:
     model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.float32).to(DEV)

@@ -63,15 +63,54 @@ public final class BenchUpdateCommand implements Callable<Integer> {
   @Option(names = "--json", description = "End with one JSON object of the figures.")
   boolean json;
 
+  @Option(names = "--lora-r", defaultValue = "0",
+      description = "Train LoRA adapters of this rank on a frozen base instead of every weight; 0 = off.")
+  int loraR;
+
+  @Option(names = "--lora-alpha", defaultValue = "32", description = "LoRA alpha (default: ${DEFAULT-VALUE}).")
+  double loraAlpha;
+
+  @Option(names = "--lora-targets", defaultValue = "all-linear",
+      description = "LoRA target modules, comma-separated, or all-linear (default: ${DEFAULT-VALUE}).")
+  String loraTargets;
+
+  @Option(names = "--gradient-checkpointing", description = "Recompute each layer in the backward pass.")
+  boolean gradientCheckpointing;
+
+  /** The policy: every weight trainable, or with --lora-r a frozen base (in the compute dtype) and new adapters. */
+  private CausalLM load(NDManager root) throws java.io.IOException {
+    if (loraR <= 0) {
+      return modelOptions.load(root);
+    }
+    HfCheckpoint ck = HfCheckpoint.open(modelOptions.model);
+    io.grpo4j.trainer.model.Runtime.userThreads(modelOptions.threads);
+    io.grpo4j.trainer.model.Runtime.threadsFor(ck.config());
+    CausalLM m = ck.loadFrozenBase(root.newSubManager(), modelOptions.target.precision());
+    java.util.Map<String, Object> lora = new java.util.LinkedHashMap<>();
+    lora.put("r", loraR);
+    lora.put("lora_alpha", loraAlpha);
+    lora.put("target_modules", loraTargets.equals("all-linear") ? loraTargets : java.util.List.of(loraTargets.split(",")));
+    io.grpo4j.trainer.model.LoraConfig c;
+    try {
+      c = io.grpo4j.trainer.model.LoraConfig.parse(new io.grpo4j.datasets.config.ConfigMap("", java.util.Map.of("lora",
+          lora)));
+    } catch (IllegalArgumentException e) {
+      throw new UserError("--lora-*: " + e.getMessage());
+    }
+    m.attachAdapters(io.grpo4j.trainer.model.LoraAdapters.create(c, m.config(), root.newSubManager(), 1));
+    return m;
+  }
+
   @Override
   public Integer call() throws Exception {
     if (rows < 1 || promptLen < 1 || completionLen < 1 || iterations < 1) {
       throw new UserError("--rows, --prompt-len, --completion-len and --iterations must be >= 1");
     }
-    try (NDManager root = modelOptions.rootManager(); CausalLM policy = modelOptions.load(root);
-        CausalLM reference = beta != 0
-            ? HfCheckpoint.open(modelOptions.model).loadModel(root.newSubManager(), policy.precision()) : null) {
+    try (NDManager root = modelOptions.rootManager(); CausalLM policy = load(root);
+        CausalLM reference = beta == 0 ? null : policy.adapters() != null ? policy.baseView()
+            : HfCheckpoint.open(modelOptions.model).loadModel(root.newSubManager(), policy.precision())) {
       policy.setTrainable(true);
+      policy.setGradientCheckpointing(gradientCheckpointing);
       int vocab = policy.config().vocabSize();
       SplittableRandom rnd = new SplittableRandom(1);
       long[][] prompts = new long[rows][promptLen];
@@ -87,7 +126,9 @@ public final class BenchUpdateCommand implements Callable<Integer> {
         advantages[i] = rnd.nextDouble() * 2 - 1;
       }
       CompletionBatch batch = new CompletionBatch(prompts, completions, 0);
-      AdamW adam = new AdamW(policy, root.newSubManager(), 0.9, 0.999, 1e-8, 0.0);
+      AdamW adam = policy.adapters() != null
+          ? new AdamW(policy.trainableParameters(), root.newSubManager(), 0.9, 0.999, 1e-8, 0.0)
+          : new AdamW(policy, root.newSubManager(), 0.9, 0.999, 1e-8, 0.0);
       GrpoLoss.Settings loss = new GrpoLoss.Settings(lossType, beta, 0.2, 0.2, "token", completionLen, false);
       for (int i = 0; i < warmup; i++) {
         PolicyUpdate.run(policy, reference, adam, batch, advantages, loss, 1.0, 1, minibatch, 1.0, 1e-6, null,
@@ -121,8 +162,10 @@ public final class BenchUpdateCommand implements Callable<Integer> {
       double median = each[iterations / 2] / 1e6;
       double best = each[0] / 1e6;
       int tokens = rows * (promptLen + completionLen);
-      System.out.printf(Locale.ROOT, "policy update, %d rows x (%d + %d) tokens, beta %s, %s, %s %s: %.1f ms per"
-          + " step, %.0f tokens/s (median %.1f ms, fastest %.1f ms)%n", rows, promptLen, completionLen, beta, lossType,
+      System.out.printf(Locale.ROOT, "policy update%s%s, %d rows x (%d + %d) tokens, beta %s, %s, %s %s: %.1f ms per"
+          + " step, %.0f tokens/s (median %.1f ms, fastest %.1f ms)%n",
+          loraR > 0 ? " (LoRA r=" + loraR + " " + loraTargets + ", frozen base)" : "",
+          gradientCheckpointing ? " (gradient checkpointing)" : "", rows, promptLen, completionLen, beta, lossType,
           policy.device(), policy.precision().configName(), perStep * 1000, tokens / perStep, median, best);
       System.out.printf(Locale.ROOT, "  forward+backward %.1f ms, optimizer %.1f ms, reference log-probs %.1f ms%n",
           fb / 1e6 / iterations, opt / 1e6 / iterations, ref / 1e6 / iterations);
@@ -147,6 +190,8 @@ public final class BenchUpdateCommand implements Callable<Integer> {
         out.put("iterations", iterations);
         out.put("device", policy.device().toString());
         out.put("precision", policy.precision().configName());
+        out.put("lora_r", loraR);
+        out.put("gradient_checkpointing", gradientCheckpointing);
         if (mem != null) {
           out.putAll(mem.asMetrics());
         }

@@ -35,7 +35,8 @@ public record TrainConfig(
     Checkpoint checkpoint,
     Logging logging,
     RolloutConfig rollout,
-    io.grpo4j.trainer.grpo.RunHealth.Settings health) {
+    io.grpo4j.trainer.grpo.RunHealth.Settings health,
+    io.grpo4j.trainer.model.LoraConfig lora) { // null: full fine-tuning
 
   public record RewardSettings(double fallback, boolean failFast, double timeoutSeconds, int parallelism) {}
 
@@ -75,7 +76,12 @@ public record TrainConfig(
 
   /** @param minibatchSize rows per forward/backward (memory knob); gradients accumulate over the step */
   /** @param parallelShards row shards per minibatch run at once (forward + backward); 0 = one per core on small CPU models */
-  public record Training(int steps, int minibatchSize, int maxConsecutiveSkips, int threads, int parallelShards) {}
+  /**
+   * @param gradientCheckpointing recompute each decoder layer in the backward pass instead of keeping its
+   *     activations (same gradients, far less memory, about a third more compute)
+   */
+  public record Training(int steps, int minibatchSize, int maxConsecutiveSkips, int threads, int parallelShards,
+      boolean gradientCheckpointing) {}
 
   /** @param temperature 0 = greedy; k samples per prompt give pass@k and mean@k */
   public record Eval(int every, int maxPrompts, double temperature, int k, int maxCompletionLength, boolean atStart) {}
@@ -141,7 +147,8 @@ public record TrainConfig(
     ConfigMap t = c.map("training");
     Training training = new Training(t.integer("steps", 100, 1, Integer.MAX_VALUE),
         t.integer("minibatch_size", 0, 0, 1 << 20), t.integer("max_consecutive_skips", 3, 1, 1000),
-        t.integer("threads", 0, 0, 1024), t.integer("parallel_shards", 0, 0, 1024));
+        t.integer("threads", 0, 0, 1024), t.integer("parallel_shards", 0, 0, 1024),
+        t.bool("gradient_checkpointing", false));
     t.finish();
     ConfigMap e = c.map("eval");
     Eval eval = new Eval(e.integer("every", 0, 0, Integer.MAX_VALUE), e.integer("max_prompts", 64, 1, 1 << 20),
@@ -177,7 +184,8 @@ public record TrainConfig(
     hc.finish();
     TrainConfig cfg = new TrainConfig(name, model, c.string("reference_model", null), c.string("device", "cpu"),
         c.oneOf("precision", "auto", "auto", "fp32", "tf32", "bf16"), c.longValue("seed", 42), ds, formatter, promptRaw, List.copyOf(rewards), rset, c.strings("plugins", List.of()),
-        grpo, sampling, opt, schedule, training, eval, ckpt, logging, rollout, health);
+        grpo, sampling, opt, schedule, training, eval, ckpt, logging, rollout, health,
+        io.grpo4j.trainer.model.LoraConfig.parse(c));
     c.finish();
     if (grpo.promptsPerStep() * grpo.groupSize() > 1 << 20) {
       throw new ConfigException("grpo: prompts_per_step * group_size is unreasonably large");

@@ -14,6 +14,9 @@ import io.grpo4j.trainer.generation.Generation;
 import io.grpo4j.trainer.generation.SamplingParams;
 import io.grpo4j.trainer.model.CausalLM;
 import io.grpo4j.trainer.model.HfCheckpoint;
+import io.grpo4j.trainer.model.LoraAdapters;
+import io.grpo4j.trainer.model.LoraConfig;
+import io.grpo4j.datasets.config.ConfigException;
 import io.grpo4j.trainer.model.Precision;
 import io.grpo4j.trainer.model.Runtime;
 import io.grpo4j.trainer.rollout.LocalRollout;
@@ -72,15 +75,44 @@ public final class GrpoTrainer implements AutoCloseable {
     Runtime.userThreads(cfg.training().threads());
     this.root = NDManager.newBaseManager(Runtime.device(cfg.device()));
     this.source = HfCheckpoint.open(Path.of(cfg.model()));
-    HfCheckpoint start = HfCheckpoint.open(policyDir);
+    HfCheckpoint start = cfg.lora() != null ? source : HfCheckpoint.open(policyDir); // LoRA: the base + adapters
     if (cfg.training().threads() == 0) {
       Runtime.threadsFor(start.config());
     }
     Precision precision = Precision.parse("precision", cfg.precision(), root.getDevice());
-    this.policy = start.loadModel(root.newSubManager(), precision);
-    policy.setTrainable(true);
-    this.reference = cfg.grpo().beta() != 0
-        ? HfCheckpoint.open(refDir).loadModel(root.newSubManager(), precision) : null;
+    LoraConfig lora = cfg.lora();
+    if (lora == null && source.adapter() != null) {
+      throw new ConfigException("model: " + cfg.model() + " is a PEFT adapter folder; to train its adapters further"
+          + " add lora: (with its r, alpha and target_modules), or train the merged model (grpo export --merge)");
+    }
+    if (lora == null) {
+      this.policy = start.loadModel(root.newSubManager(), precision);
+      policy.setTrainable(true);
+      this.reference = cfg.grpo().beta() != 0
+          ? HfCheckpoint.open(refDir).loadModel(root.newSubManager(), precision) : null;
+    } else {
+      // the base never changes: always cfg.model(), frozen (bf16 under bf16); adapters new, or the checkpoint's
+      if (cfg.grpo().refSyncEvery() > 0) {
+        throw new ConfigException("grpo.ref_sync_every: with lora the reference is the base model (the adapters"
+            + " switched off), which never changes; drop ref_sync_every");
+      }
+      this.policy = source.loadFrozenBase(root.newSubManager(), precision);
+      Path saved = policyDir.resolve(Checkpointer.ADAPTER_DIR);
+      // a resumed run's adapters, else those of a PEFT folder given as the model, else new ones
+      LoraAdapters adapters = state != null && LoraAdapters.isPeftFolder(saved)
+          ? LoraAdapters.loadPeft(saved, policy.config(), root.newSubManager())
+          : source.adapter() != null ? LoraAdapters.loadPeft(source.adapter(), policy.config(), root.newSubManager())
+          : LoraAdapters.create(lora, policy.config(), root.newSubManager(), cfg.seed());
+      if (!adapters.config().equals(lora)) {
+        throw new ConfigException("lora: " + lora + " differs from the checkpoint's adapters " + adapters.config()
+            + " (" + saved + "); resume with the settings the run started with");
+      }
+      policy.attachAdapters(adapters);
+      this.reference = cfg.grpo().beta() == 0 ? null
+          : cfg.referenceModel() != null ? HfCheckpoint.open(refDir).loadModel(root.newSubManager(), precision)
+          : policy.baseView();
+    }
+    policy.setGradientCheckpointing(cfg.training().gradientCheckpointing());
     this.tokenizer = HfTokenizer.load(Path.of(cfg.model()));
     this.encoder = new PromptEncoder(tokenizer, cfg.prompt());
     this.dataset = Dataset.open(cfg.dataset());
@@ -92,8 +124,10 @@ public final class GrpoTrainer implements AutoCloseable {
     this.rollout = cfg.rollout().remote() ? new OpenAiRollout(cfg.rollout(), policy.config().vocabSize())
         : new LocalRollout(policy, tokenizer.padTokenId());
     var o = cfg.optimizer();
-    this.optimizer = new AdamW(policy, root.newSubManager(), o.beta1(), o.beta2(), o.eps(),
-        o.weightDecay());
+    this.optimizer = lora == null ? new AdamW(policy, root.newSubManager(), o.beta1(), o.beta2(), o.eps(),
+        o.weightDecay())
+        // adapters only; the base (and so the inference weights built from it) never changes
+        : new AdamW(policy.trainableParameters(), root.newSubManager(), o.beta1(), o.beta2(), o.eps(), o.weightDecay());
     this.schedule = new LrSchedule(cfg.schedule().type(), o.lr(), cfg.schedule().warmupSteps(),
         cfg.training().steps(), cfg.schedule().minLrRatio());
     this.checkpointer = new Checkpointer(runDir, cfg.checkpoint().keepLast());
@@ -125,6 +159,22 @@ public final class GrpoTrainer implements AutoCloseable {
     });
     if (cfg.rollout().remote()) {
       syncRolloutWeights(); // servers may hold the base model while this run resumes from step N
+    }
+  }
+
+  /** A LoRA run's final adapters, as PEFT saves them (next to final/, the merged model). */
+  public static final String FINAL_ADAPTER = "final-adapter";
+
+  /** Writes the adapters as a PEFT folder, atomically. */
+  private void saveAdapter(Path out) throws IOException {
+    Path tmp = out.resolveSibling("." + out.getFileName() + ".tmp-" + ProcessHandle.current().pid());
+    io.grpo4j.trainer.model.AtomicFiles.deleteTree(tmp);
+    try {
+      policy.adapters().savePeft(tmp, source.dir().toAbsolutePath().toString());
+      HfCheckpoint.replaceDirectory(tmp, out);
+    } catch (IOException | RuntimeException e) {
+      io.grpo4j.trainer.model.AtomicFiles.deleteTree(tmp);
+      throw e;
     }
   }
 
@@ -210,7 +260,10 @@ public final class GrpoTrainer implements AutoCloseable {
       checkpoint(); // Ctrl-C keeps what the run has; a finished run can be extended with --resume --steps
     }
     if (step >= cfg.training().steps()) {
-      HfCheckpoint.save(policy, source, runDir.resolve("final"), null);
+      HfCheckpoint.save(policy, source, runDir.resolve("final"), null); // with LoRA: the merged model
+      if (policy.adapters() != null) {
+        saveAdapter(runDir.resolve(FINAL_ADAPTER));
+      }
     }
   }
 

@@ -38,6 +38,9 @@ final class ParallelShards {
    * model runs on the CPU with a single intra-op thread (small models) and every shard gets at least 2 rows.
    */
   static int count(CausalLM model, int rows, int requested) {
+    if (model.adapters() != null || model.gradientCheckpointing()) {
+      return 1; // shard replicas alias the base weights only: adapters and checkpoints stay on one thread
+    }
     int n = requested > 0 ? requested
         : model.device().isGpu() || Runtime.intraOpThreads() != 1 ? 1 : Math.min(CORES, rows / 2);
     return Math.max(1, Math.min(n, rows));

@@ -232,6 +232,7 @@ public final class PolicyUpdate {
           ref == null ? null : ref.get(rows), adv.get(rows), mask, loss, stepTokens, tisWeights[chunk]);
       NDArray scaled = out.loss().mul((float) weight);
       JniUtils.backward((PtNDArray) scaled, (PtNDArray) m.ones(scaled.getShape()), false, false);
+      policy.backwardCheckpoints(); // the recomputed layers' part of the backward (gradient checkpointing)
       // token means over the whole pass, whatever the chunking: each chunk's mean weighted by its share of tokens
       double frac = part.completionTokens() / Math.max(1.0, stepTokens);
       // (a token mean; on large steps over the positions where the entropy was computed, see PolicyLogProbs)

@@ -50,6 +50,11 @@ public final class CausalLM implements AutoCloseable {
   private InferenceWeights inference; // the no-grad forwards' weights, built on first use
   private boolean inferenceStale;
   private boolean fusedAttention; // libtorch's scaled_dot_product_attention for full forwards (GPU + native library)
+  private LoraAdapters adapters; // null: none
+  private CausalLM inferenceOwner; // a base view uses its model's inference weights
+  private boolean checkpointing; // gradient checkpointing: see GradientCheckpoint
+  private final ThreadLocal<java.util.ArrayDeque<GradientCheckpoint>> pendingCheckpoints =
+      ThreadLocal.withInitial(java.util.ArrayDeque::new);
 
   /** One decoder layer's parameters, looked up once instead of by name on every call. */
   private record Block(
@@ -206,8 +211,92 @@ public final class CausalLM implements AutoCloseable {
     return r;
   }
 
+  /**
+   * Adds LoRA adapters to the targeted projections: from now on forwards compute W x + scaling B A x there, the base
+   * weights stop tracking gradients and {@link #trainableParameters} are the adapters'.
+   */
+  public void attachAdapters(LoraAdapters a) {
+    this.adapters = a;
+    params.values().forEach(p -> p.setRequiresGradient(false));
+  }
+
+  /**
+   * Folds the attached adapters into the base weights (W + scaling B A) and drops them: the same model with plain
+   * projections, as PEFT's merge_and_unload (a server's faster forward).
+   */
+  public void mergeAdapters() {
+    if (adapters == null) {
+      return;
+    }
+    Map<String, float[]> merged = adapters.merged(params);
+    LoraAdapters a = adapters;
+    adapters = null;
+    overwriteWeights(merged);
+    a.close();
+  }
+
+  /** The attached adapters, or null. */
+  public LoraAdapters adapters() {
+    return adapters;
+  }
+
+  /** What an optimizer updates: the adapters when attached, else every parameter. */
+  public Map<String, NDArray> trainableParameters() {
+    return adapters != null ? adapters.parameters() : parameters();
+  }
+
+  /**
+   * The base model under this one's adapters: the same weight arrays (no copy), the same cached inference weights,
+   * no adapters. A LoRA run's reference model, as PEFT's {@code disable_adapter()} gives it. Closing it frees only
+   * its own small constants.
+   */
+  public CausalLM baseView() {
+    CausalLM v = new CausalLM(config, manager.newSubManager(), params);
+    v.precision = precision;
+    v.rotateHalfCompute = rotateHalfCompute;
+    v.fusedAttention = fusedAttention;
+    v.inferenceOwner = inferenceOwner != null ? inferenceOwner : this;
+    return v;
+  }
+
+  /**
+   * Gradient (activation) checkpointing: forwards under autograd keep only each decoder layer's input, and
+   * {@link #backwardCheckpoints} recomputes every layer during the backward pass. Gradients are those of the plain
+   * run; the activations held between forward and backward shrink from all layers' to one layer's.
+   */
+  public void setGradientCheckpointing(boolean on) {
+    this.checkpointing = on;
+  }
+
+  public boolean gradientCheckpointing() {
+    return checkpointing;
+  }
+
+  /**
+   * Finishes the backward pass of every checkpointed forward this thread ran since the last call (newest first):
+   * call it right after backpropagating the loss. Nothing to do without checkpointing.
+   */
+  public void backwardCheckpoints() {
+    java.util.ArrayDeque<GradientCheckpoint> pending = pendingCheckpoints.get();
+    try {
+      while (!pending.isEmpty()) {
+        GradientCheckpoint c = pending.pop();
+        try (c) {
+          c.backward();
+        }
+      }
+    } finally {
+      pending.forEach(GradientCheckpoint::close);
+      pending.clear();
+    }
+  }
+
   /** Turns autograd tracking of every parameter on or off (the reference model never needs it). */
   public void setTrainable(boolean trainable) {
+    if (adapters != null) {
+      adapters.parameters().values().forEach(p -> p.setRequiresGradient(trainable));
+      return; // the base stays frozen
+    }
     params.values().forEach(p -> p.setRequiresGradient(trainable));
   }
 
@@ -228,6 +317,9 @@ public final class CausalLM implements AutoCloseable {
    * @return the final normed hidden states (B, T, H), float32; pass them to {@link #logits}
    */
   public NDArray hidden(NDArray inputIds, NDArray positionIds, NDArray attentionBias, KvStore cache) {
+    if (checkpointing && cache == null && JniUtils.isGradMode()) {
+      return checkpointedHidden(inputIds, positionIds, attentionBias);
+    }
     try (LayerWeights.Set w = weightsForForward()) {
       NDArray x = Embedding.embedding(inputIds, embed, ai.djl.ndarray.types.SparseFormat.DENSE).singletonOrThrow(); // (B, T, H)
       Rotary rot = rotary(positionIds);
@@ -255,6 +347,100 @@ public final class CausalLM implements AutoCloseable {
   }
 
   /**
+   * The checkpointed forward: every layer runs without autograd and only its input is kept; the final norm runs
+   * under autograd from a leaf that stands for the last layer's output, whose gradient {@link #backwardCheckpoints}
+   * carries back through the recomputed layers.
+   */
+  private NDArray checkpointedHidden(NDArray inputIds, NDArray positionIds, NDArray attentionBias) {
+    NDArray[] inputs = new NDArray[blocks.length + 1];
+    try (NoGrad g = NoGrad.enter(); Rotary rot = rotary(positionIds); LayerWeights.Set w = weightsForForward()) {
+      NDArray mask = layerMask(attentionBias, inputIds);
+      NDArray x = Embedding.embedding(inputIds, embed, ai.djl.ndarray.types.SparseFormat.DENSE).singletonOrThrow();
+      for (int i = 0; i < blocks.length; i++) {
+        inputs[i] = x;
+        x = block(i, w.layer(i), x, rot, mask, null, fusedAttention);
+      }
+      inputs[blocks.length] = x;
+      if (mask != attentionBias) {
+        mask.close();
+      }
+    }
+    NDArray last = inputs[blocks.length].stopGradient();
+    last.setRequiresGradient(true);
+    pendingCheckpoints.get().push(new GradientCheckpoint(inputIds, positionIds, attentionBias, inputs, last));
+    return rmsNorm(last, finalNorm);
+  }
+
+  /** The attention mask of a full forward, as {@link #hidden} prepares it (close it when it is not the input). */
+  private NDArray layerMask(NDArray attentionBias, NDArray ids) {
+    if (attentionBias == null && !fusedAttention) {
+      int t = (int) ids.getShape().get(1);
+      return AttentionBias.causalOnly(ids.getManager(), t, t);
+    }
+    if (fusedAttention && attentionBias != null && attentionBias.getDataType() != precision.computeType()) {
+      return attentionBias.toType(precision.computeType(), false);
+    }
+    return attentionBias;
+  }
+
+  /** What one checkpointed forward keeps for its backward pass. */
+  private final class GradientCheckpoint implements AutoCloseable {
+    private final NDArray ids;
+    private final NDArray positions;
+    private final NDArray bias;
+    private final NDArray[] inputs; // layer inputs, inputs[L] the last layer's output
+    private final NDArray last; // the leaf the loss was backpropagated to
+
+    GradientCheckpoint(NDArray ids, NDArray positions, NDArray bias, NDArray[] inputs, NDArray last) {
+      this.ids = ids;
+      this.positions = positions;
+      this.bias = bias;
+      this.inputs = inputs;
+      this.last = last;
+    }
+
+    /** Layer by layer from the top: recompute under autograd, backpropagate the output's gradient. */
+    void backward() {
+      NDArray grad = last.getGradient();
+      try (Rotary rot = rotary(positions)) {
+        NDArray mask = layerMask(bias, ids);
+        for (int i = blocks.length - 1; i >= 0; i--) {
+          NDArray x = inputs[i].stopGradient();
+          x.setRequiresGradient(true);
+          try (LayerWeights.Set w = layerWeightsWithGrad(i)) {
+            NDArray out = block(i, w.layer(i), x, rot, mask, null, fusedAttention);
+            JniUtils.backward((ai.djl.pytorch.engine.PtNDArray) out, (ai.djl.pytorch.engine.PtNDArray) grad, false,
+                false);
+            out.close();
+          }
+          grad.close();
+          grad = x.getGradient();
+          x.close();
+        }
+        if (mask != bias) {
+          mask.close();
+        }
+      }
+      if (embed.hasGradient()) { // the embedding trains (full fine-tuning): its gradient from the first layer's
+        NDArray e = Embedding.embedding(ids, embed, ai.djl.ndarray.types.SparseFormat.DENSE).singletonOrThrow();
+        JniUtils.backward((ai.djl.pytorch.engine.PtNDArray) e, (ai.djl.pytorch.engine.PtNDArray) grad, false, false);
+        e.close();
+      }
+      grad.close();
+    }
+
+    @Override
+    public void close() {
+      for (NDArray a : inputs) {
+        if (a != null) {
+          a.close();
+        }
+      }
+      last.close();
+    }
+  }
+
+  /**
    * Logits over the vocabulary for the given hidden states: (..., H) -> (..., V), in the compute dtype (bf16 logits
    * under bf16, as autocast gives them; callers take log-softmax in float32, see {@link #toFloat32}).
    */
@@ -262,7 +448,7 @@ public final class CausalLM implements AutoCloseable {
     if (!precision.mixed()) {
       return Linear.linear(hidden, lmHead).singletonOrThrow();
     }
-    boolean grad = JniUtils.isGradMode();
+    boolean grad = JniUtils.isGradMode() && lmHead.getDataType() != precision.computeType();
     NDArray head = grad ? NativeTorch.castWithGrad(lmHead, precision.computeType()) : inferenceWeights().lmHead();
     NDArray h = toCompute(hidden);
     NDArray out = Linear.linear(h, head).singletonOrThrow();
@@ -315,8 +501,13 @@ public final class CausalLM implements AutoCloseable {
 
     // q, k and v from one matmul against the three weights stacked (fewer, bigger ops: this is what a small model
     // spends its time on), in (B, T, heads, D), where the rotate-half matmul needs no copy
+    LoraAdapters lora = adapters != null && adapters.enabled() ? adapters : null;
     NDArray h = compute(rmsNorm(x, p.inputNorm()));
-    NDArray qkv = heads(closing(Linear.linear(h, w.qkv(), w.qkvBias()).singletonOrThrow(), h), b, t, nH + 2 * nKv, d);
+    NDArray proj = Linear.linear(h, w.qkv(), w.qkvBias()).singletonOrThrow();
+    if (lora != null && lora.adapts(layer, 0, 1, 2)) {
+      proj = plus(proj, lora.qkvDelta(layer, h));
+    }
+    NDArray qkv = heads(closing(proj, h), b, t, nH + 2 * nKv, d);
     NDArray q;
     NDArray k;
     NDArray vh;
@@ -353,17 +544,32 @@ public final class CausalLM implements AutoCloseable {
       kt.close();
       v.close();
     }
-    NDArray o = closing(Linear.linear(attn, w.o()).singletonOrThrow(), attn);
+    NDArray o = Linear.linear(attn, w.o()).singletonOrThrow();
+    if (lora != null && lora.adapts(layer, 3)) {
+      o = plus(o, lora.delta(layer, 3, attn));
+    }
+    o = closing(o, attn);
     NDArray x1 = closing(x.add(o), o); // float32 residual stream (float32 + bf16 promotes)
 
     // gate and up stay two matmuls: one stacked matmul, split into views, measured no faster for the update here
     // (unlike q/k/v, whose views are copied for attention anyway)
     NDArray h2 = compute(rmsNorm(x1, p.postNorm()));
     NDArray gate = Linear.linear(h2, w.gate()).singletonOrThrow();
-    NDArray up = closing(Linear.linear(h2, w.up()).singletonOrThrow(), h2);
+    NDArray up = Linear.linear(h2, w.up()).singletonOrThrow();
+    if (lora != null && lora.adapts(layer, 4)) {
+      gate = plus(gate, lora.delta(layer, 4, h2));
+    }
+    if (lora != null && lora.adapts(layer, 5)) {
+      up = plus(up, lora.delta(layer, 5, h2));
+    }
+    h2.close();
     NDArray silu = silu(gate); // SwiGLU: silu(gate) * up
     NDArray act = closing(silu.mul(up), silu, up);
-    NDArray down = closing(Linear.linear(act, w.down()).singletonOrThrow(), act);
+    NDArray down = Linear.linear(act, w.down()).singletonOrThrow();
+    if (lora != null && lora.adapts(layer, 6)) {
+      down = plus(down, lora.delta(layer, 6, act));
+    }
+    down = closing(down, act);
     NDArray out = closing(x1.add(down), down);
     x1.close();
     return out;
@@ -453,6 +659,11 @@ public final class CausalLM implements AutoCloseable {
   /** (B, T, heads*D) -> (B, T, heads, D), closing the flat handle. */
   private static NDArray heads(NDArray flat, long b, long t, int heads, int d) {
     return closing(flat.reshape(b, t, heads, d), flat);
+  }
+
+  /** y + delta (a LoRA correction), closing both handles. */
+  private static NDArray plus(NDArray y, NDArray delta) {
+    return closing(y.add(delta), y, delta);
   }
 
   /** Returns {@code result} after closing the handles of intermediates it was computed from. */
@@ -573,6 +784,19 @@ public final class CausalLM implements AutoCloseable {
     return new LayerWeights.Set(layers, owned);
   }
 
+  /** One layer's weights under autograd (a checkpointed layer's recomputation). */
+  private LayerWeights.Set layerWeightsWithGrad(int i) {
+    List<NDArray> owned = new ArrayList<>();
+    LayerWeights[] layers = new LayerWeights[blocks.length];
+    Block p = blocks[i];
+    layers[i] = new LayerWeights(
+        owned(owned, stacked(p.qkv())), p.qkvBias() == null ? null : owned(owned, stacked(p.qkvBias())),
+        owned(owned, toCompute(p.o())), owned(owned, toCompute(p.gate())), owned(owned, toCompute(p.up())),
+        owned(owned, toCompute(p.down())));
+    owned.removeIf(a -> parameterHandle(a));
+    return new LayerWeights.Set(layers, owned);
+  }
+
   private boolean parameterHandle(NDArray a) {
     for (NDArray p : params.values()) {
       if (p == a) {
@@ -595,6 +819,9 @@ public final class CausalLM implements AutoCloseable {
 
   /** The no-grad forwards' weights: stacked and cast once, refreshed in place after {@link #weightsChanged()}. */
   private InferenceWeights inferenceWeights() {
+    if (inferenceOwner != null) {
+      return inferenceOwner.inferenceWeights();
+    }
     if (inference == null) {
       inference = new InferenceWeights();
       inferenceStale = false;
@@ -653,7 +880,9 @@ public final class CausalLM implements AutoCloseable {
     }
 
     private NDArray keptCast(NDArray p) {
-      return precision.mixed() ? kept(p.toType(precision.computeType(), false)) : p;
+      // a frozen base may already hold the compute dtype: then the parameter itself serves
+      return precision.mixed() && p.getDataType() != precision.computeType()
+          ? kept(p.toType(precision.computeType(), false)) : p;
     }
 
     private NDArray kept(NDArray a) {
@@ -684,6 +913,9 @@ public final class CausalLM implements AutoCloseable {
 
     /** dst := src (cast to dst's dtype), in dst's own storage. */
     private void overwrite(NDArray dst, NDArray src, NDManager tmp) {
+      if (dst == src) {
+        return;
+      }
       NDArray value = src.getDataType() == dst.getDataType() ? src : src.toType(dst.getDataType(), false);
       if (value != src || !parameterHandle(src)) {
         value.attach(tmp);
@@ -705,8 +937,12 @@ public final class CausalLM implements AutoCloseable {
   /** Names of parameters holding NaN or infinity (empty when the weights are sound). */
   public java.util.List<String> nonFiniteParameters() {
     java.util.List<String> bad = new java.util.ArrayList<>();
+    Map<String, NDArray> all = new LinkedHashMap<>(params);
+    if (adapters != null) {
+      all.putAll(adapters.parameters());
+    }
     try (NDManager tmp = manager.newSubManager()) {
-      for (var e : params.entrySet()) {
+      for (var e : all.entrySet()) {
         NDArray p = e.getValue().stopGradient();
         p.attach(tmp);
         if (p.isNaN().logicalOr(p.isInfinite()).any().getBoolean()) {

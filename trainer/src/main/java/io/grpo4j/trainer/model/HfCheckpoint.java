@@ -36,6 +36,7 @@ public final class HfCheckpoint {
   private final Map<String, Tensor> tensors; // memory-mapped
   private final Map<String, String> shardOf; // tensor -> file name; all "model.safetensors" when unsharded
   private final boolean sharded;
+  private Path adapter; // a PEFT adapter folder to apply on load (opened through it), else null
 
   private HfCheckpoint(Path dir, ModelConfig config, Map<String, Tensor> tensors, Map<String, String> shardOf,
       boolean sharded) {
@@ -62,9 +63,24 @@ public final class HfCheckpoint {
     return sharded;
   }
 
+  /** The PEFT adapter folder this checkpoint was opened through (its adapters apply on load), or null. */
+  public Path adapter() {
+    return adapter;
+  }
+
+  /**
+   * Opens a Hugging Face model folder, or a PEFT adapter folder (adapter_config.json, no config.json): then its
+   * base, {@code base_model_name_or_path}, which must be a folder on this machine, and the adapters are attached on
+   * every load, as PEFT's AutoPeftModelForCausalLM does.
+   */
   public static HfCheckpoint open(Path dir) throws IOException {
     if (!Files.isDirectory(dir)) {
       throw new ModelFormatException(dir + ": not a model folder (does not exist or is not a directory)");
+    }
+    if (!Files.exists(dir.resolve("config.json")) && LoraAdapters.isPeftFolder(dir)) {
+      HfCheckpoint base = open(peftBase(dir));
+      base.adapter = dir;
+      return base;
     }
     ModelConfig config = ModelConfig.load(dir);
     Map<String, Tensor> tensors = new LinkedHashMap<>();
@@ -110,6 +126,26 @@ public final class HfCheckpoint {
     return new HfCheckpoint(dir, config, tensors, shardOf, sharded);
   }
 
+  /** The base model folder a PEFT adapter folder names. */
+  public static Path peftBase(Path adapterDir) throws IOException {
+    Path cfg = adapterDir.resolve("adapter_config.json");
+    JsonNode j = JSON.readTree(cfg.toFile());
+    String base = j.path("base_model_name_or_path").asText("");
+    if (base.isEmpty()) {
+      throw new ModelFormatException(cfg + ": base_model_name_or_path is empty; it must name the base model's folder");
+    }
+    Path p = Path.of(base);
+    if (!p.isAbsolute()) {
+      Path rel = adapterDir.resolve(base).normalize();
+      p = Files.isDirectory(rel) ? rel : p;
+    }
+    if (!Files.isDirectory(p)) {
+      throw new ModelFormatException(cfg + ": base_model_name_or_path \"" + base + "\" is not a folder on this"
+          + " machine (grpo4j reads models offline: download the base and write its path there)");
+    }
+    return p;
+  }
+
   private static void validate(Path dir, ModelConfig config, Map<String, Tensor> tensors) {
     Map<String, long[]> layout = ParameterLayout.of(config);
     for (var e : layout.entrySet()) {
@@ -141,13 +177,45 @@ public final class HfCheckpoint {
       a.setName(e.getKey());
       params.put(e.getKey(), a);
     }
-    return new CausalLM(config, manager, params);
+    CausalLM m = new CausalLM(config, manager, params);
+    if (adapter != null) {
+      try {
+        m.attachAdapters(LoraAdapters.loadPeft(adapter, config, manager.newSubManager()));
+      } catch (IOException e) {
+        throw new java.io.UncheckedIOException(e);
+      }
+    }
+    return m;
   }
 
   /** Loads the weights (float32 masters) and sets the model's arithmetic. */
   public CausalLM loadModel(NDManager manager, Precision precision) {
     CausalLM m = loadModel(manager);
     m.setPrecision(precision);
+    return m;
+  }
+
+  /**
+   * Loads the weights as a frozen base for LoRA: in the precision's compute dtype when it is a mixed one (bf16 on a
+   * GPU: half the memory of float32 masters, and no per-forward casts), float32 otherwise. Converted tensor by
+   * tensor, so the float32 copy of the whole model never exists on the device.
+   */
+  public CausalLM loadFrozenBase(NDManager manager, Precision precision) {
+    Map<String, NDArray> params = new LinkedHashMap<>();
+    for (var e : ParameterLayout.of(config).entrySet()) {
+      Tensor t = tensors.get(e.getKey());
+      NDArray a = manager.create(t.toFloats(), new Shape(t.shape()));
+      if (precision.mixed()) {
+        NDArray c = a.toType(precision.computeType(), false);
+        a.close();
+        a = c;
+      }
+      a.setName(e.getKey());
+      params.put(e.getKey(), a);
+    }
+    CausalLM m = new CausalLM(config, manager, params);
+    m.setPrecision(precision);
+    m.setTrainable(false);
     return m;
   }
 
@@ -255,10 +323,13 @@ public final class HfCheckpoint {
   private static void writeWeights(CausalLM model, HfCheckpoint source, Path dir, String dtypeOverride)
       throws IOException {
     Map<String, Tensor> all = new LinkedHashMap<>();
+    // LoRA adapters are folded in (W + scaling B A): the folder is the adapted model, loadable anywhere
+    Map<String, float[]> merged = model.adapters() == null ? Map.of() : model.adapters().merged(model.parameters());
     for (var e : model.parameters().entrySet()) {
       String dtype = source.storedDtype(e.getKey(), dtypeOverride);
       NDArray a = e.getValue();
-      all.put(e.getKey(), Tensor.fromFloats(a.toFloatArray(), a.getShape().getShape(), dtype));
+      float[] values = merged.containsKey(e.getKey()) ? merged.get(e.getKey()) : floats(a);
+      all.put(e.getKey(), Tensor.fromFloats(values, a.getShape().getShape(), dtype));
     }
     // Keep the source's shard assignment when it covers exactly these tensors; else split by size.
     Map<String, String> plan = new LinkedHashMap<>();
@@ -280,6 +351,16 @@ public final class HfCheckpoint {
       ObjectNode wm = index.putObject("weight_map");
       new TreeMap<>(plan).forEach(wm::put);
       SafeTensors.writeJson(dir.resolve(INDEX), index);
+    }
+  }
+
+  /** A parameter's values as float32 on the host, whatever dtype it is kept in (a frozen bf16 base). */
+  static float[] floats(NDArray a) {
+    if (a.getDataType() == ai.djl.ndarray.types.DataType.FLOAT32) {
+      return a.toFloatArray();
+    }
+    try (NDArray f = a.toType(ai.djl.ndarray.types.DataType.FLOAT32, true)) {
+      return f.toFloatArray();
     }
   }
 

@@ -19,11 +19,13 @@ import java.util.stream.Stream;
 
 /**
  * {@code checkpoints/step-N/}: the policy as a Hugging Face folder (float32, so a resumed run continues bit for
- * bit), {@code optimizer.safetensors} (AdamW moments), {@code trainer_state.json}, and {@code ref/} when the
+ * bit) or, for a LoRA run, its adapters as a PEFT folder in {@code adapter/}, {@code optimizer.safetensors} (AdamW moments), {@code trainer_state.json}, and {@code ref/} when the
  * reference was re-synced. Built under a hidden temp name and renamed: a kill at any moment leaves the previous
  * checkpoints whole, and a folder without trainer_state.json is never taken for a checkpoint.
  */
 public final class Checkpointer {
+  /** A LoRA run's checkpoints hold the adapters here (PEFT's folder), not the unchanged base weights. */
+  public static final String ADAPTER_DIR = "adapter";
   private static final ObjectMapper JSON = new ObjectMapper();
   private final Path dir;
   private final int keepLast;
@@ -41,7 +43,11 @@ public final class Checkpointer {
     AtomicFiles.deleteTree(tmp);
     Files.createDirectories(tmp);
     try {
-      HfCheckpoint.writeFolder(policy, source, tmp, "F32");
+      if (policy.adapters() != null) {
+        policy.adapters().savePeft(tmp.resolve(ADAPTER_DIR), source.dir().toAbsolutePath().toString());
+      } else {
+        HfCheckpoint.writeFolder(policy, source, tmp, "F32");
+      }
       Map<String, Tensor> moments = new LinkedHashMap<>();
       Map<String, long[]> shapes = optimizer.shapes();
       for (var e : optimizer.firstMoments().entrySet()) {

@@ -199,6 +199,7 @@ public final class InferenceEngine implements AutoCloseable {
     Runtime.userThreads(s.threads());
     Runtime.threadsFor(ckpt.config());
     this.model = ckpt.loadModel(root.newSubManager(), Precision.parse("--precision", s.precision(), root.getDevice()));
+    model.mergeAdapters(); // --model was a PEFT adapter folder: serve the merged model (plain projections)
     this.tokenizer = HfTokenizer.load(s.modelDir());
     this.weights = s.modelDir().toAbsolutePath().normalize();
     this.maxBatchRows = s.maxBatchRows();
@@ -649,6 +650,9 @@ public final class InferenceEngine implements AutoCloseable {
       Map<String, float[]> values = new LinkedHashMap<>();
       for (var e : ParameterLayout.of(next).entrySet()) {
         values.put(e.getKey(), ckpt.tensors().get(e.getKey()).toFloats());
+      }
+      if (ckpt.adapter() != null) { // a PEFT adapter folder: its base with the adapters folded in
+        io.grpo4j.trainer.model.LoraAdapters.mergeInto(values, ckpt.adapter(), next, root);
       }
       model.overwriteWeights(values);
       weights = r.dir().toAbsolutePath().normalize();

@@ -165,6 +165,7 @@ public final class SftTrainer implements AutoCloseable {
         NDArray mask = batch.completionMask(m);
         NDArray nll = logps.mul(mask).sum().neg().div((float) Math.max(1, batch.completionTokens()));
         gc.backward(nll);
+        model.backwardCheckpoints(); // the recomputed layers (gradient checkpointing)
         loss = nll.getFloat();
       }
       norm = optimizer.gradNorm();

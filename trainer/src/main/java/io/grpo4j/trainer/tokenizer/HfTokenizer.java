@@ -45,6 +45,10 @@ public final class HfTokenizer implements AutoCloseable {
   }
 
   public static HfTokenizer load(Path dir) throws IOException {
+    if (!Files.isRegularFile(dir.resolve("tokenizer.json"))
+        && io.grpo4j.trainer.model.LoraAdapters.isPeftFolder(dir)) {
+      dir = io.grpo4j.trainer.model.HfCheckpoint.peftBase(dir); // an adapter folder without tokenizer files
+    }
     Path tj = dir.resolve("tokenizer.json");
     if (!Files.isRegularFile(tj)) {
       throw new ModelFormatException(tj + ": missing; grpo4j needs the fast-tokenizer file tokenizer.json");
