@@ -17,7 +17,7 @@
 # Needs cmake and a C++17 compiler (ninja is used when present); a CUDA libtorch also needs the CUDA toolkit (nvcc).
 set -euo pipefail
 root="$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)"
-home="$root/.grpo4j/pytorch"
+home="${GRPO4J_PYTORCH_HOME:-$root/.grpo4j/pytorch}" # (the tests set up their own elsewhere)
 die() { echo "setup-pytorch: $*" >&2; exit 2; }
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit "${1:-0}"; }
 
@@ -151,7 +151,15 @@ if [ -z "$reuse" ]; then
     -DJAVA_AWT_INCLUDE_PATH=NotNeeded -DJAVA_JVM_LIBRARY=NotNeeded -DJAVA_AWT_LIBRARY=NotNeeded
   reuse=$work/build-djl/libdjl_torch.so
 fi
-build "grpo4j's JNI library" "$root/trainer/src/main/native" "$work/build-grpo4j" "-DJNI_INCLUDE=$jdkinc"
+# c10d collectives: Gloo's headers (PyTorch ships c10d's but not Gloo's; BSD licence, in third_party/), and NCCL's
+# header from the nvidia-nccl package that a CUDA PyTorch from pip depends on
+mkdir -p "$work/gloo"; tar xzf "$root/trainer/src/main/native/third_party/gloo-cc44198-headers.tar.gz" -C "$work/gloo"
+c10d=("-DGLOO_INCLUDE=$work/gloo")
+if [ -n "$cuda" ] && [ -n "$python" ]; then
+  nccl=$("$python" -c 'import os, nvidia.nccl as n; print(os.path.join(list(n.__path__)[0], "include"))' 2>/dev/null || true)
+  [ -f "$nccl/nccl.h" ] && c10d+=("-DNCCL_INCLUDE=$nccl")
+fi
+build "grpo4j's JNI library" "$root/trainer/src/main/native" "$work/build-grpo4j" "-DJNI_INCLUDE=$jdkinc" "${c10d[@]}"
 
 # 4. install: DJL finds its JNI in ENGINE_CACHE_DIR/pytorch/<version>-<flavor>-<platform>/<djl>-libdjl_torch.so and
 # libtorch in PYTORCH_LIBRARY_PATH (the PyTorch's own folder, left untouched)

@@ -36,6 +36,14 @@ venv() { # DIR IMPORT PKG...: a venv that can import IMPORT, built once
 }
 venv .test-resources/openai-venv openai openai
 venv .test-resources/peft-venv peft --torch transformers peft safetensors
+# grpo4j's JNI library (with c10d) built against that venv's PyTorch, installed apart from .grpo4j/ so that
+# scripts/grpo keeps its own set-up; DJL's JNI source comes from ../shared/vendor (offline)
+djlsrc=${GRPO_SHARED:-../shared}/vendor/djl-0.35.0-pytorch-jni-src.tar.gz
+if [ ! -f .test-resources/pytorch/pytorch.env ] && [ -x .test-resources/peft-venv/bin/python ] && [ -f "$djlsrc" ]; then
+  GRPO4J_PYTORCH_HOME=$PWD/.test-resources/pytorch scripts/setup-pytorch.sh --python .test-resources/peft-venv/bin/python \
+    --djl-src "$djlsrc" >.test-resources/setup-pytorch.log 2>&1 \
+    || echo "warning: building grpo4j's JNI library for the tests failed (.test-resources/setup-pytorch.log)" >&2
+fi
 if ! command -v bwrap >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing bubblewrap (code sandbox)..." >&2

@@ -9,6 +9,8 @@
 //   - fused scaled-dot-product attention (flash / memory-efficient kernels on CUDA), differentiable
 //   - CUDA graphs: capture whatever DJL ops run on this thread between begin and end, replay them later
 //   - in-place host -> tensor copies (DJL's set() swaps the storage, which a captured graph cannot follow)
+//   - collectives through c10d (PyTorch's distributed layer, what DDP and FSDP use): a TCPStore rendezvous and a
+//     Gloo (CPU) or NCCL (CUDA) process group; all-reduce and broadcast in place on DJL tensors
 #include <jni.h>
 #include <torch/torch.h>
 #include <torch/version.h>
@@ -16,6 +18,15 @@
 #include <cstring>
 #include <optional>
 #include <string>
+
+#ifdef GRPO4J_C10D
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#ifdef GRPO4J_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+#include <chrono>
+#endif
 
 #ifdef GRPO4J_CUDA
 #include <ATen/cuda/CUDAContext.h>
@@ -64,6 +75,14 @@ struct Graph {
 };
 #endif
 
+#ifdef GRPO4J_C10D
+// A process group and the store its ranks met through.
+struct Group {
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<c10d::Backend> backend;
+};
+#endif
+
 }  // namespace
 
 #define GRPO_TRY try {
@@ -77,7 +96,111 @@ struct Graph {
 extern "C" {
 
 // Bumped with every change of the functions below; NativeTorch.ABI must match, else the library is not used
-JNIEXPORT jint JNICALL Java_io_grpo4j_trainer_device_NativeTorch_abiVersion(JNIEnv*, jclass) { return 2; }
+JNIEXPORT jint JNICALL Java_io_grpo4j_trainer_device_NativeTorch_abiVersion(JNIEnv*, jclass) { return 3; }
+
+// Whether this build has c10d collectives: 0 none, 1 Gloo, 2 Gloo and NCCL
+JNIEXPORT jint JNICALL Java_io_grpo4j_trainer_device_NativeTorch_collectives(JNIEnv*, jclass) {
+#if defined(GRPO4J_C10D) && defined(GRPO4J_NCCL)
+  return 2;
+#elif defined(GRPO4J_C10D)
+  return 1;
+#else
+  return 0;
+#endif
+}
+
+// Joins the process group: rank 0 serves the TCPStore at addr:port, the others connect (waiting up to timeout).
+JNIEXPORT jlong JNICALL Java_io_grpo4j_trainer_device_NativeTorch_groupInit(JNIEnv* env, jclass, jstring backend,
+    jstring addr, jint port, jint rank, jint world, jint timeoutSeconds) {
+#ifdef GRPO4J_C10D
+  GRPO_TRY
+  const char* a = env->GetStringUTFChars(addr, nullptr);
+  std::string host(a);
+  env->ReleaseStringUTFChars(addr, a);
+  const char* b = env->GetStringUTFChars(backend, nullptr);
+  std::string kind(b);
+  env->ReleaseStringUTFChars(backend, b);
+  auto timeout = std::chrono::milliseconds(static_cast<int64_t>(timeoutSeconds) * 1000);
+  c10d::TCPStoreOptions opts;
+  opts.port = static_cast<uint16_t>(port);
+  opts.isServer = rank == 0;
+  opts.numWorkers = world;
+  opts.timeout = timeout;
+  auto* g = new Group();
+  g->store = c10::make_intrusive<c10d::TCPStore>(host, opts);
+  if (kind == "gloo") {
+    auto o = c10d::ProcessGroupGloo::Options::create();
+    o->timeout = timeout;
+    o->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(host == "localhost" ? "127.0.0.1" : host));
+    g->backend = c10::make_intrusive<c10d::ProcessGroupGloo>(g->store, rank, world, o);
+  } else if (kind == "nccl") {
+#ifdef GRPO4J_NCCL
+    auto o = c10d::ProcessGroupNCCL::Options::create();
+    o->timeout = timeout;
+    g->backend = c10::make_intrusive<c10d::ProcessGroupNCCL>(g->store, rank, world, o);
+#else
+    delete g;
+    throw std::runtime_error("this build of grpo4j's library has no NCCL (scripts/setup-pytorch.sh found no nccl.h)");
+#endif
+  } else {
+    delete g;
+    throw std::runtime_error("unknown backend " + kind + " (gloo or nccl)");
+  }
+  return reinterpret_cast<jlong>(g);
+  GRPO_CATCH(0)
+#else
+  throwJava(env, "this build of grpo4j's library has no c10d collectives (rebuild with scripts/setup-pytorch.sh)");
+  return 0;
+#endif
+}
+
+// In-place all-reduce of one tensor: op 0 = sum, 1 = max.
+JNIEXPORT void JNICALL Java_io_grpo4j_trainer_device_NativeTorch_allReduce(JNIEnv* env, jclass, jlong group,
+    jlong handle, jint op) {
+#ifdef GRPO4J_C10D
+  GRPO_TRY
+  auto* g = reinterpret_cast<Group*>(group);
+  std::vector<at::Tensor> ts = {tensor(handle)};
+  c10d::AllreduceOptions o;
+  o.reduceOp = op == 1 ? c10d::ReduceOp::MAX : c10d::ReduceOp::SUM;
+  g->backend->allreduce(ts, o)->wait();
+  GRPO_CATCH()
+#else
+  throwJava(env, "no c10d in this build");
+#endif
+}
+
+// In-place broadcast of one tensor from rank root.
+JNIEXPORT void JNICALL Java_io_grpo4j_trainer_device_NativeTorch_broadcast(JNIEnv* env, jclass, jlong group,
+    jlong handle, jint root) {
+#ifdef GRPO4J_C10D
+  GRPO_TRY
+  auto* g = reinterpret_cast<Group*>(group);
+  std::vector<at::Tensor> ts = {tensor(handle)};
+  c10d::BroadcastOptions o;
+  o.rootRank = root;
+  g->backend->broadcast(ts, o)->wait();
+  GRPO_CATCH()
+#else
+  throwJava(env, "no c10d in this build");
+#endif
+}
+
+JNIEXPORT void JNICALL Java_io_grpo4j_trainer_device_NativeTorch_barrier(JNIEnv* env, jclass, jlong group) {
+#ifdef GRPO4J_C10D
+  GRPO_TRY
+  reinterpret_cast<Group*>(group)->backend->barrier()->wait();
+  GRPO_CATCH()
+#else
+  throwJava(env, "no c10d in this build");
+#endif
+}
+
+JNIEXPORT void JNICALL Java_io_grpo4j_trainer_device_NativeTorch_groupFree(JNIEnv*, jclass, jlong group) {
+#ifdef GRPO4J_C10D
+  delete reinterpret_cast<Group*>(group);
+#endif
+}
 
 JNIEXPORT jstring JNICALL Java_io_grpo4j_trainer_device_NativeTorch_torchVersion(JNIEnv* env, jclass) {
   return env->NewStringUTF(TORCH_VERSION);

@@ -11,18 +11,32 @@ import java.util.SplittableRandom;
 /**
  * Integer arithmetic: {@code terms} numbers of up to {@code digits} digits joined by the allowed operators
  * (+ - *), with the usual precedence. With {@code curriculum}, the first examples have 1-digit numbers and the
- * size grows to {@code digits} along the set. The worked solution multiplies first, then adds left to right.
+ * size grows to {@code digits} along the set. The worked solution ({@code direct}) multiplies first, then adds left
+ * to right, one result per operation; {@code columns} (additions only) writes schoolbook column addition, one digit
+ * column at a time from the ones with its carry ("7+8=15 4+3+1=8 so 85"): the reasoning a small model can learn to
+ * get right, where it cannot add whole numbers at a glance.
  */
 public final class ArithmeticTask implements Task {
   private final int digits;
   private final int terms;
   private final String ops;
   private final boolean curriculum;
+  private final boolean columns;
 
   public ArithmeticTask(int digits, int terms, String ops, boolean curriculum) {
+    this(digits, terms, ops, curriculum, "direct");
+  }
+
+  /** @param solution direct | columns (column addition; needs ops "+") */
+  public ArithmeticTask(int digits, int terms, String ops, boolean curriculum, String solution) {
     if (digits < 1 || digits > 9 || terms < 2 || terms > 8 || ops.isEmpty() || !ops.matches("[+\\-*]+")) {
       throw new IllegalArgumentException("arithmetic: digits 1..9, terms 2..8, ops from \"+-*\"");
     }
+    if (solution.equals("columns") && !ops.equals("+")) {
+      throw new IllegalArgumentException("arithmetic: solution \"columns\" works out additions only; use ops \"+\""
+          + " (got \"" + ops + "\") or solution \"direct\"");
+    }
+    this.columns = solution.equals("columns");
     this.digits = digits;
     this.terms = terms;
     this.ops = ops;
@@ -65,6 +79,9 @@ public final class ArithmeticTask implements Task {
   @Override
   public String solution(Example e) {
     String expr = e.fields().get("expression").toString();
+    if (columns) {
+      return columnSolution(expr);
+    }
     List<String> tokens = new ArrayList<>(List.of(expr.split(" ")));
     StringBuilder think = new StringBuilder();
     // multiplications first
@@ -90,6 +107,35 @@ public final class ArithmeticTask implements Task {
     return "<think>" + think.toString().trim() + "</think><answer>" + acc + "</answer>";
   }
 
+  /** Column addition of "a + b + ...": each column's digits and carry, ones first, then the sum. */
+  static String columnSolution(String expr) {
+    String[] parts = expr.split(" \\+ ");
+    int width = 0;
+    for (String p : parts) {
+      width = Math.max(width, p.length());
+    }
+    StringBuilder think = new StringBuilder();
+    int carry = 0;
+    for (int col = 0; col < width; col++) {
+      StringBuilder terms = new StringBuilder();
+      int sum = carry;
+      for (String p : parts) {
+        if (col < p.length()) {
+          int d = p.charAt(p.length() - 1 - col) - '0';
+          terms.append(terms.length() == 0 ? "" : "+").append(d);
+          sum += d;
+        }
+      }
+      if (carry > 0) {
+        terms.append('+').append(carry);
+      }
+      think.append(col == 0 ? "" : " ").append(terms).append('=').append(sum);
+      carry = sum / 10;
+    }
+    BigInteger total = evaluate(expr);
+    return "<think>" + think + " so " + total + "</think><answer>" + total + "</answer>";
+  }
+
   @Override
   public double check(Map<String, Object> fields, String completion) {
     String a = Answers.last(completion);
@@ -102,6 +148,33 @@ public final class ArithmeticTask implements Task {
     } catch (NumberFormatException ex) {
       return 0.0;
     }
+  }
+
+  /**
+   * Partial credit: the digits of the answer that equal the gold answer's in the same place (aligned at the ones),
+   * over the longer length; a sign mismatch or no answer scores 0, the exact value 1.
+   */
+  static double digitCredit(Map<String, Object> fields, String completion) {
+    String a = Answers.last(completion);
+    Object gold = fields.get("answer");
+    if (a == null || gold == null) {
+      return 0.0;
+    }
+    String p = a.replace(",", "").trim();
+    String g = gold.toString().trim();
+    if (!p.matches("-?\\d+") || p.startsWith("-") != g.startsWith("-")) {
+      return 0.0;
+    }
+    p = p.replace("-", "");
+    g = g.replace("-", "");
+    int n = Math.max(p.length(), g.length());
+    int right = 0;
+    for (int i = 0; i < Math.min(p.length(), g.length()); i++) {
+      if (p.charAt(p.length() - 1 - i) == g.charAt(g.length() - 1 - i)) {
+        right++;
+      }
+    }
+    return right / (double) n;
   }
 
   /** Exact value with precedence: products first, then sums left to right. */

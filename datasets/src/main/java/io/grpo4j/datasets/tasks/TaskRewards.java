@@ -53,7 +53,33 @@ public final class TaskRewards {
 
     @Override
     public String description() {
-      return "1 if <answer> holds the exact integer value of the arithmetic task's expression";
+      return "1 if <answer> holds the exact integer value of the arithmetic task's expression (partial: true gives"
+          + " the share of the gold answer's digits in place instead, a denser signal for a weak start)";
+    }
+
+    @Override
+    public List<ParamSpec> params() {
+      return List.of(ParamSpec.of("partial", "boolean", false, "credit each digit of the answer that is right and in"
+          + " its place (counted from the ones), divided by the longer of the two answers' lengths; exact = 1"));
+    }
+
+    @Override
+    public RewardFunction create(Params params) {
+      if (!params.getBoolean("partial")) {
+        return super.create(params);
+      }
+      return new RewardFunction() {
+        @Override
+        public String name() {
+          return "arithmetic";
+        }
+
+        @Override
+        public List<Double> score(List<Completion> completions) {
+          return completions.stream().map(c -> c.fields().containsKey("answer")
+              ? ArithmeticTask.digitCredit(c.fields(), c.text()) : null).toList();
+        }
+      };
     }
   }
 

@@ -20,7 +20,7 @@ public final class Tasks {
     try {
       t = switch (name) {
         case "arithmetic" -> new ArithmeticTask(o.integer("digits", 2, 1, 9), o.integer("terms", 2, 2, 8),
-            o.string("ops", "+-*"), o.bool("curriculum", false));
+            o.string("ops", "+-*"), o.bool("curriculum", false), o.oneOf("solution", "direct", "direct", "columns"));
         case "countdown" -> new CountdownTask(o.integer("min_numbers", 3, 2, 6), o.integer("max_numbers", 4, 2, 6),
             o.integer("max_value", 99, 2, 1_000_000), o.integer("max_target", 1000, 1, Integer.MAX_VALUE));
         case "sort" -> new SortTask(o.integer("min_length", 3, 2, 50), o.integer("max_length", 6, 2, 50),

@@ -130,9 +130,10 @@ public final class BenchUpdateCommand implements Callable<Integer> {
           ? new AdamW(policy.trainableParameters(), root.newSubManager(), 0.9, 0.999, 1e-8, 0.0)
           : new AdamW(policy, root.newSubManager(), 0.9, 0.999, 1e-8, 0.0);
       GrpoLoss.Settings loss = new GrpoLoss.Settings(lossType, beta, 0.2, 0.2, "token", completionLen, false);
+      PolicyUpdate.Inputs inputs = new PolicyUpdate.Inputs(policy, reference, adam, batch, advantages);
+      PolicyUpdate.Settings settings = PolicyUpdate.Settings.of(loss, 1.0, 1, minibatch, 1.0, 1e-6).withShards(shards);
       for (int i = 0; i < warmup; i++) {
-        PolicyUpdate.run(policy, reference, adam, batch, advantages, loss, 1.0, 1, minibatch, 1.0, 1e-6, null,
-            shards);
+        PolicyUpdate.run(inputs, settings);
       }
       Gpu.synchronize(policy.device());
       Gpu.resetPeak(policy.device());
@@ -146,8 +147,7 @@ public final class BenchUpdateCommand implements Callable<Integer> {
       long t0 = System.nanoTime();
       for (int i = 0; i < iterations; i++) {
         long s0 = System.nanoTime();
-        PolicyUpdate.Stats s = PolicyUpdate.run(policy, reference, adam, batch, advantages, loss, 1.0, 1, minibatch,
-            1.0, 1e-6, null, shards);
+        PolicyUpdate.Stats s = PolicyUpdate.run(inputs, settings);
         fb += s.forwardBackwardNanos();
         opt += s.optimizerNanos();
         ref += s.oldRefNanos();

@@ -34,8 +34,40 @@ public final class TrainCommand implements Callable<Integer> {
   @Option(names = "--steps", description = "Shortcut for --set training.steps=N.")
   Integer steps;
 
+  @Option(names = "--nproc", defaultValue = "1", description = {"Data-parallel ranks to start on this host, one"
+      + " process each (one GPU each with --device gpu), as torchrun does; they join through c10d (Gloo on CPUs,"
+      + " NCCL on GPUs). Ranks started by another launcher need no --nproc: RANK, WORLD_SIZE, MASTER_ADDR and"
+      + " MASTER_PORT in the environment suffice (default: ${DEFAULT-VALUE})."})
+  int nproc;
+
   @Override
   public Integer call() throws Exception {
+    if (nproc < 1) {
+      throw new UserError("--nproc must be >= 1, got " + nproc);
+    }
+    if (nproc > 1) {
+      if (io.grpo4j.trainer.distributed.DistributedEnv.fromEnv().distributed()) {
+        throw new UserError("--nproc " + nproc + " inside a rank of a distributed run (WORLD_SIZE is set): start the"
+            + " ranks with one launcher only");
+      }
+      List<String> args = new ArrayList<>(List.of("train"));
+      if (config != null) {
+        args.addAll(List.of("--config", config.toAbsolutePath().toString()));
+      }
+      if (resume != null) {
+        args.addAll(List.of("--resume", resume.toAbsolutePath().toString()));
+      }
+      if (runDir != null) {
+        args.addAll(List.of("--run-dir", runDir.toAbsolutePath().toString()));
+      }
+      if (steps != null) {
+        args.addAll(List.of("--steps", String.valueOf(steps)));
+      }
+      for (String o : overrides) {
+        args.addAll(List.of("--set", o));
+      }
+      return io.grpo4j.trainer.distributed.Launcher.run(nproc, GrpoCli.class.getName(), args, System.err);
+    }
     if (steps != null) {
       overrides.add("training.steps=" + steps);
     }
@@ -45,20 +77,26 @@ public final class TrainCommand implements Callable<Integer> {
     if (dir == null) {
       dir = runDir != null ? runDir : Path.of(cfg.logging().outputDir()).resolve(cfg.runName());
     }
+    // in a data-parallel run rank 0 speaks for all: the others only print their errors
+    boolean leader = io.grpo4j.trainer.distributed.DistributedEnv.fromEnv().leader();
     try (GrpoTrainer trainer = resume != null ? GrpoTrainer.resume(cfg, dir) : GrpoTrainer.start(cfg, yaml, dir)) {
-      System.err.println("run folder: " + dir.toAbsolutePath());
-      System.err.println("data: " + trainer.dataset().describe());
-      if (trainer.currentStep() > 0) {
-        System.err.println("resuming after step " + trainer.currentStep());
+      if (leader) {
+        System.err.println("run folder: " + dir.toAbsolutePath());
+        System.err.println("data: " + trainer.dataset().describe());
+        if (trainer.currentStep() > 0) {
+          System.err.println("resuming after step " + trainer.currentStep());
+        }
       }
       boolean stopped;
       try (RunSupport run = new RunSupport("GRPO", cfg.training().steps(), trainer.currentStep(),
-          cfg.logging().progress())) {
-        trainer.train(run.onStep("reward_mean", "kl", "loss"), run::stopRequested);
+          cfg.logging().progress() && leader)) {
+        trainer.train(leader ? run.onStep("reward_mean", "kl", "loss") : m -> { }, run::stopRequested);
         stopped = run.stopRequested();
       }
-      System.err.println(stopped ? "stopped at step " + trainer.currentStep() + "; resume with: grpo train --resume "
-          + dir : "done: " + dir.resolve("final"));
+      if (leader) {
+        System.err.println(stopped ? "stopped at step " + trainer.currentStep() + "; resume with: grpo train --resume "
+            + dir : "done: " + dir.resolve("final"));
+      }
     }
     return 0;
   }

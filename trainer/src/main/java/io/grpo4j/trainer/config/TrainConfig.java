@@ -36,7 +36,17 @@ public record TrainConfig(
     Logging logging,
     RolloutConfig rollout,
     io.grpo4j.trainer.grpo.RunHealth.Settings health,
-    io.grpo4j.trainer.model.LoraConfig lora) { // null: full fine-tuning
+    io.grpo4j.trainer.model.LoraConfig lora, // null: full fine-tuning
+    Distributed distributed) {
+
+  /**
+   * Data parallelism over ranks started by {@code grpo train --nproc N} or a torchrun-style launcher (RANK,
+   * WORLD_SIZE, MASTER_ADDR, MASTER_PORT).
+   *
+   * @param backend gloo | nccl | auto (NCCL for a GPU run when built with it, Gloo otherwise)
+   * @param timeoutSeconds how long a collective waits for the other ranks (rank 0's evals and checkpoints included)
+   */
+  public record Distributed(String backend, int timeoutSeconds) {}
 
   public record RewardSettings(double fallback, boolean failFast, double timeoutSeconds, int parallelism) {}
 
@@ -185,7 +195,7 @@ public record TrainConfig(
     TrainConfig cfg = new TrainConfig(name, model, c.string("reference_model", null), c.string("device", "cpu"),
         c.oneOf("precision", "auto", "auto", "fp32", "tf32", "bf16"), c.longValue("seed", 42), ds, formatter, promptRaw, List.copyOf(rewards), rset, c.strings("plugins", List.of()),
         grpo, sampling, opt, schedule, training, eval, ckpt, logging, rollout, health,
-        io.grpo4j.trainer.model.LoraConfig.parse(c));
+        io.grpo4j.trainer.model.LoraConfig.parse(c), distributed(c.map("distributed")));
     c.finish();
     if (grpo.promptsPerStep() * grpo.groupSize() > 1 << 20) {
       throw new ConfigException("grpo: prompts_per_step * group_size is unreasonably large");
@@ -215,6 +225,13 @@ public record TrainConfig(
         rs.number("timeout_s", 120, 0, 1e6), rs.integer("parallelism", 4, 1, 1024));
     rs.finish();
     return s;
+  }
+
+  private static Distributed distributed(ConfigMap d) {
+    Distributed out = new Distributed(d.oneOf("backend", "auto", "auto", "gloo", "nccl"),
+        d.integer("timeout_s", 1800, 10, 7 * 24 * 3600));
+    d.finish();
+    return out;
   }
 
   private static double parseBeta(String key, String v) {

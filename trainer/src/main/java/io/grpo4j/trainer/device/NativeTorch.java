@@ -18,7 +18,7 @@ import java.nio.file.Path;
  */
 public final class NativeTorch {
   private static final String ENV = "GRPO4J_NATIVE";
-  private static final int ABI = 2; // = abiVersion() of the sources in trainer/src/main/native
+  private static final int ABI = 3; // = abiVersion() of the sources in trainer/src/main/native
   private static volatile Boolean loaded;
   private static volatile String loadError;
 
@@ -154,6 +154,23 @@ public final class NativeTorch {
   }
 
   private static native int abiVersion();
+
+  // ---- c10d collectives (see io.grpo4j.trainer.distributed.ProcessGroup)
+
+  /** 0: built without c10d; 1: Gloo; 2: Gloo and NCCL. */
+  public static native int collectives();
+
+  /** Joins a process group (rank 0 serves the TCPStore); returns its handle. */
+  public static native long groupInit(String backend, String addr, int port, int rank, int world, int timeoutSeconds);
+
+  /** In place, every rank's tensor: op 0 = sum, 1 = max. */
+  public static native void allReduce(long group, long tensor, int op);
+
+  public static native void broadcast(long group, long tensor, int root);
+
+  public static native void barrier(long group);
+
+  public static native void groupFree(long group);
 
   public static native String torchVersion();
 

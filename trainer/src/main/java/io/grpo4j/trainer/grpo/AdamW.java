@@ -183,6 +183,40 @@ public final class AdamW {
     return fused && gradientSources == null && total > 0;
   }
 
+  /**
+   * Sums the gradients over the ranks of a data-parallel run (one all-reduce of a flat copy, written back in
+   * place), so that every rank clips and updates with the same gradient: the whole batch's. Call after the last
+   * backward of an update and before {@link #gradNorm}.
+   */
+  public void allReduceGradients(io.grpo4j.trainer.distributed.ProcessGroup pg) {
+    if (!pg.distributed() || total == 0) {
+      return;
+    }
+    if (!fusedPath()) {
+      pg.allReduceSum(gatheredGradient()); // the flat copy the update reads
+      return;
+    }
+    try (NoGrad noGrad = NoGrad.enter(); NDManager tmp = state.newSubManager()) {
+      List<NDArray> grads = gradients(tmp);
+      NDList flat = new NDList(grads.size());
+      for (NDArray g : grads) {
+        NDArray f = g.reshape(-1);
+        f.attach(tmp);
+        flat.add(f);
+      }
+      NDArray all = flat.size() == 1 ? flat.get(0).duplicate() : ai.djl.ndarray.NDArrays.concat(flat);
+      all.attach(tmp);
+      pg.allReduceSum(all);
+      NDList parts = grads.size() == 1 ? new NDList(all) : all.split(splitPoints);
+      parts.attach(tmp);
+      for (int i = 0; i < grads.size(); i++) {
+        NDArray part = parts.get(i).reshape(shapes.get(i));
+        part.attach(tmp);
+        io.grpo4j.trainer.device.NativeTorch.copyInto(grads.get(i), part);
+      }
+    }
+  }
+
   /** sqrt(sum of squared gradients): one number read back per call. */
   public double gradNorm() {
     if (total == 0) {

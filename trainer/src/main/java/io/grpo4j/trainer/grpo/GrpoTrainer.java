@@ -13,6 +13,8 @@ import io.grpo4j.trainer.device.OutOfMemory;
 import io.grpo4j.trainer.generation.Generation;
 import io.grpo4j.trainer.generation.SamplingParams;
 import io.grpo4j.trainer.model.CausalLM;
+import io.grpo4j.trainer.distributed.DistributedEnv;
+import io.grpo4j.trainer.distributed.ProcessGroup;
 import io.grpo4j.trainer.model.HfCheckpoint;
 import io.grpo4j.trainer.model.LoraAdapters;
 import io.grpo4j.trainer.model.LoraConfig;
@@ -68,12 +70,20 @@ public final class GrpoTrainer implements AutoCloseable {
   private long refSyncedStep;
   private boolean warnedNoLogprobs;
   private Map<String, Object> lastMetrics = Map.of();
+  private final ProcessGroup group; // the ranks of a data-parallel run (single() alone)
 
   private GrpoTrainer(TrainConfig cfg, Path runDir, Path policyDir, Path refDir, TrainerState state) throws IOException {
     this.cfg = cfg;
     this.runDir = runDir;
     Runtime.userThreads(cfg.training().threads());
-    this.root = NDManager.newBaseManager(Runtime.device(cfg.device()));
+    DistributedEnv env = DistributedEnv.fromEnv();
+    // one GPU per rank: device gpu means gpu(LOCAL_RANK)
+    String device = env.distributed() && cfg.device().equals("gpu") ? "gpu(" + env.localRank() + ")" : cfg.device();
+    this.root = NDManager.newBaseManager(Runtime.device(device));
+    this.group = ProcessGroup.join(env, cfg.distributed().backend(), cfg.distributed().timeoutSeconds(), root);
+    if (group.distributed()) {
+      checkDistributable(cfg, group.worldSize());
+    }
     this.source = HfCheckpoint.open(Path.of(cfg.model()));
     HfCheckpoint start = cfg.lora() != null ? source : HfCheckpoint.open(policyDir); // LoRA: the base + adapters
     if (cfg.training().threads() == 0) {
@@ -138,14 +148,20 @@ public final class GrpoTrainer implements AutoCloseable {
       consecutiveSkips = state.consecutiveSkips();
       refSyncedStep = state.refSyncedStep();
       for (String f : List.of("metrics.jsonl", "samples.jsonl", "eval.jsonl", "health.jsonl")) {
-        JsonLines.truncateAfter(runDir.resolve(f), step);
+        if (group.leader()) {
+          JsonLines.truncateAfter(runDir.resolve(f), step);
+        }
       }
     }
-    this.metrics = new JsonLines(runDir.resolve("metrics.jsonl"));
-    this.samples = new JsonLines(runDir.resolve("samples.jsonl"));
-    this.evalLog = new JsonLines(runDir.resolve("eval.jsonl"));
-    this.healthLog = new JsonLines(runDir.resolve("health.jsonl"));
+    boolean writes = group.leader(); // rank 0 writes the run folder
+    this.metrics = writes ? new JsonLines(runDir.resolve("metrics.jsonl")) : JsonLines.discard();
+    this.samples = writes ? new JsonLines(runDir.resolve("samples.jsonl")) : JsonLines.discard();
+    this.evalLog = writes ? new JsonLines(runDir.resolve("eval.jsonl")) : JsonLines.discard();
+    this.healthLog = writes ? new JsonLines(runDir.resolve("health.jsonl")) : JsonLines.discard();
     this.health = new RunHealth(cfg.health(), w -> {
+      if (!group.leader()) {
+        return; // every rank sees the same numbers; rank 0 says it
+      }
       System.err.println("step " + w.step() + ": warning (" + w.check() + "): " + w.message());
       Map<String, Object> row = new LinkedHashMap<>();
       row.put("step", w.step());
@@ -194,12 +210,14 @@ public final class GrpoTrainer implements AutoCloseable {
 
   /** A new run in {@code runDir} (must be empty or absent). */
   public static GrpoTrainer start(TrainConfig cfg, Map<String, Object> resolvedYaml, Path runDir) throws IOException {
-    if (Files.isDirectory(runDir) && Files.exists(runDir.resolve("config.yaml"))) {
-      throw new IllegalArgumentException(runDir + " already holds a run; use --resume " + runDir
-          + " to continue it, or pick another --run-dir");
+    if (DistributedEnv.fromEnv().leader()) { // data-parallel ranks > 0 leave the folder to rank 0
+      if (Files.isDirectory(runDir) && Files.exists(runDir.resolve("config.yaml"))) {
+        throw new IllegalArgumentException(runDir + " already holds a run; use --resume " + runDir
+            + " to continue it, or pick another --run-dir");
+      }
+      Files.createDirectories(runDir);
+      io.grpo4j.trainer.config.ConfigFiles.write(runDir.resolve("config.yaml"), resolvedYaml);
     }
-    Files.createDirectories(runDir);
-    io.grpo4j.trainer.config.ConfigFiles.write(runDir.resolve("config.yaml"), resolvedYaml);
     Path ref = Path.of(cfg.referenceModel() != null ? cfg.referenceModel() : cfg.model());
     return new GrpoTrainer(cfg, runDir, Path.of(cfg.model()), ref, null);
   }
@@ -210,7 +228,9 @@ public final class GrpoTrainer implements AutoCloseable {
     if (ckpt == null) {
       // nothing saved yet: start over in the same folder
       for (String f : List.of("metrics.jsonl", "samples.jsonl", "eval.jsonl", "health.jsonl")) {
-        Files.deleteIfExists(runDir.resolve(f));
+        if (DistributedEnv.fromEnv().leader()) {
+          Files.deleteIfExists(runDir.resolve(f));
+        }
       }
       Path ref = Path.of(cfg.referenceModel() != null ? cfg.referenceModel() : cfg.model());
       return new GrpoTrainer(cfg, runDir, Path.of(cfg.model()), ref, null);
@@ -244,7 +264,10 @@ public final class GrpoTrainer implements AutoCloseable {
     if (step == 0 && cfg.eval().every() > 0 && cfg.eval().atStart()) {
       evaluate();
     }
-    while (step < cfg.training().steps() && !stopRequested.getAsBoolean()) {
+    // a stop asked of any rank stops them all after the same step
+    java.util.function.BooleanSupplier stop = !group.distributed() ? stopRequested
+        : () -> group.max(stopRequested.getAsBoolean() ? 1 : 0)[0] > 0;
+    while (step < cfg.training().steps() && !stop.getAsBoolean()) {
       Map<String, Object> m = step();
       onStep.accept(m);
       boolean last = step == cfg.training().steps();
@@ -259,11 +282,25 @@ public final class GrpoTrainer implements AutoCloseable {
     if (!saved && step > 0) {
       checkpoint(); // Ctrl-C keeps what the run has; a finished run can be extended with --resume --steps
     }
-    if (step >= cfg.training().steps()) {
+    if (step >= cfg.training().steps() && group.leader()) {
       HfCheckpoint.save(policy, source, runDir.resolve("final"), null); // with LoRA: the merged model
       if (policy.adapters() != null) {
         saveAdapter(runDir.resolve(FINAL_ADAPTER));
       }
+    }
+    group.barrier(); // every rank returns once the run folder is complete
+  }
+
+  /** What a data-parallel run needs of the config: whole groups per rank, no per-rank resampling. */
+  static void checkDistributable(TrainConfig cfg, int world) {
+    if (cfg.grpo().promptsPerStep() % world != 0) {
+      throw new ConfigException("grpo.prompts_per_step: " + cfg.grpo().promptsPerStep() + " prompts cannot be split"
+          + " evenly over " + world + " ranks (each rank samples and scores whole groups); use a multiple of "
+          + world);
+    }
+    if (cfg.grpo().filterZeroStdGroups()) {
+      throw new ConfigException("grpo.filter_zero_std_groups: dynamic sampling would resample a different number of"
+          + " groups on each rank; it is not supported with more than one rank yet");
     }
   }
 
@@ -285,14 +322,20 @@ public final class GrpoTrainer implements AutoCloseable {
     int retries = 0;
     int healthyServers = 0;
     while (true) {
+      // every rank walks the same data order and keeps its share: prompts [first, last) of the step's batch
+      int first = g.promptsPerStep() * group.rank() / group.worldSize();
+      int last = g.promptsPerStep() * (group.rank() + 1) / group.worldSize();
       List<PromptEncoder.Encoded> prompts = new ArrayList<>();
       for (int i = 0; i < g.promptsPerStep(); i++) {
-        prompts.add(encoder.encode(data.next()));
+        var example = data.next();
+        if (i >= first && i < last) {
+          prompts.add(encoder.encode(example));
+        }
       }
       long s0 = System.nanoTime();
       Rollout r;
       try {
-        r = Rollout.run(prompts, rollout, params, g.groupSize(), seedFor(step, rounds), tokenizer, rewards);
+        r = Rollout.run(prompts, rollout, params, g.groupSize(), seedFor(step, rounds), first, tokenizer, rewards);
       } catch (RuntimeException e) {
         if (!OutOfMemory.is(e)) {
           throw e;
@@ -352,9 +395,10 @@ public final class GrpoTrainer implements AutoCloseable {
       GrpoLoss.Settings ls = new GrpoLoss.Settings(g.lossType(), g.beta(), g.epsilonLow(), g.epsilonHigh(),
           g.importanceSamplingLevel(), cfg.sampling().maxCompletionLength(), g.biasCorrectionKl());
       try {
-        u = PolicyUpdate.run(policy, reference, optimizer, cb, adv.advantages(), ls, cfg.sampling().temperature(),
-            g.iterations(), cfg.training().minibatchSize(), cfg.optimizer().maxGradNorm(), lr,
-            samplerCorrection(batch, cb), cfg.training().parallelShards());
+        u = PolicyUpdate.run(new PolicyUpdate.Inputs(policy, reference, optimizer, cb, adv.advantages()),
+            new PolicyUpdate.Settings(ls, cfg.sampling().temperature(), g.iterations(), cfg.training().minibatchSize(),
+                cfg.optimizer().maxGradNorm(), lr, samplerCorrection(batch, cb), cfg.training().parallelShards(),
+                group));
       } catch (RuntimeException e) {
         if (!OutOfMemory.is(e)) {
           throw e;
@@ -379,13 +423,17 @@ public final class GrpoTrainer implements AutoCloseable {
 
     double syncSecs = 0;
     if (cfg.rollout().remote() && step % cfg.rollout().syncEvery() == 0) {
-      syncSecs = syncRolloutWeights();
+      if (group.leader()) {
+        syncSecs = syncRolloutWeights(); // the ranks hold the same weights: rank 0 writes them once
+      }
+      group.barrier(); // no rank samples before the servers have them
     }
 
     // 4. log
     double stepSecs = (System.nanoTime() - t0) / 1e9;
-    Map<String, Object> m = StepMetrics.of(step, batch, adv, u, cb, lr, stepSecs, sampleNanos, rewardNanos,
-        sampledTokens, rounds, rewardErrors, data);
+    StepMetrics.Batch whole = StepMetrics.Batch.of(batch, adv).gather(group); // every rank's completions
+    Map<String, Object> m = StepMetrics.of(step, whole, u, cb, lr, stepSecs, sampleNanos, rewardNanos,
+        (int) group.sum(sampledTokens)[0], rounds, (int) group.sum(rewardErrors)[0], data);
     if (cfg.rollout().remote()) {
       StepMetrics.addRollout(m, u == null ? null : u.mismatch(), retries, healthyServers, syncSecs);
     }
@@ -393,10 +441,12 @@ public final class GrpoTrainer implements AutoCloseable {
     if (mem != null) {
       m.putAll(mem.asMetrics());
     }
-    m.putAll(health.observe(healthView(batch, u)));
+    m.putAll(health.observe(healthView(batch, whole, u)));
     metrics.write(m);
     lastMetrics = m;
-    writeSamples(batch, adv.advantages());
+    if (group.leader()) {
+      writeSamples(batch, adv.advantages());
+    }
     if (u != null && u.skipped()) {
       System.err.println("step " + step + ": non-finite loss or gradient (loss " + u.loss() + ", grad norm "
           + u.gradNorm() + "); update skipped (" + consecutiveSkips + " in a row)");
@@ -411,14 +461,19 @@ public final class GrpoTrainer implements AutoCloseable {
   }
 
   /** The step as the run-health checks see it. */
-  private RunHealth.Step healthView(Rollout batch, PolicyUpdate.Stats u) {
-    int n = batch.generations().size();
+  private RunHealth.Step healthView(Rollout batch, StepMetrics.Batch whole, PolicyUpdate.Stats u) {
+    int n = whole.lengths().length;
     int truncated = 0;
-    for (Generation gen : batch.generations()) {
-      truncated += gen.stopped() ? 0 : 1;
+    for (boolean stopped : whole.stopped()) {
+      truncated += stopped ? 0 : 1;
     }
-    return new RunHealth.Step(step, batch.rewards().names(), batch.rewards().values(), batch.rewards().total(),
-        cfg.grpo().groupSize(), batch.completions().stream().map(c -> c.text()).toList(),
+    // texts: this rank's own completions in their place, the other ranks' as empty strings (rank 0's come first)
+    List<String> texts = new ArrayList<>(java.util.Collections.nCopies(n, ""));
+    int offset = batch.completions().size() * group.rank();
+    for (int i = 0; i < batch.completions().size(); i++) {
+      texts.set(offset + i, batch.completions().get(i).text());
+    }
+    return new RunHealth.Step(step, whole.names(), whole.values(), whole.total(), cfg.grpo().groupSize(), texts,
         n == 0 ? 0 : truncated / (double) n, u == null ? null : u.entropy(),
         u == null || cfg.grpo().beta() == 0 ? null : u.kl(), u != null && u.skipped(),
         cfg.sampling().maxCompletionLength());
@@ -503,6 +558,9 @@ public final class GrpoTrainer implements AutoCloseable {
   }
 
   public Map<String, Object> evaluate() throws IOException {
+    if (!group.leader()) {
+      return Map.of(); // rank 0 evaluates; the others wait for it at the next collective
+    }
     var e = cfg.eval();
     int maxTokens = e.maxCompletionLength() > 0 ? e.maxCompletionLength() : cfg.sampling().maxCompletionLength();
     SamplingParams p = samplingParams(maxTokens, e.temperature() > 0 ? e.temperature() : 1.0, e.temperature() == 0);
@@ -525,6 +583,9 @@ public final class GrpoTrainer implements AutoCloseable {
   }
 
   public Path checkpoint() throws IOException {
+    if (!group.leader()) {
+      return null; // the ranks hold the same state: rank 0 writes it
+    }
     List<String> bad = policy.nonFiniteParameters();
     if (!bad.isEmpty()) {
       throw new TrainingDivergedException("refusing to checkpoint step " + step + ": non-finite weights in " + bad
@@ -547,6 +608,7 @@ public final class GrpoTrainer implements AutoCloseable {
     rewards.close();
     rollout.close();
     tokenizer.close();
+    group.close();
     root.close();
   }
 }

@@ -5,6 +5,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.pytorch.engine.PtNDArray;
 import ai.djl.pytorch.jni.JniUtils;
+import io.grpo4j.trainer.distributed.ProcessGroup;
 import io.grpo4j.trainer.model.CausalLM;
 import java.util.ArrayList;
 import java.util.List;
@@ -32,26 +33,50 @@ public final class PolicyUpdate {
   /** Truncated importance sampling against the sampler: {@code samplerLogps} (N * C, row-major) and the cap. */
   public record SamplerCorrection(float[] samplerLogps, boolean correct, double cap) {}
 
-  public static Stats run(CausalLM policy, CausalLM reference, AdamW optimizer, CompletionBatch batch,
-      double[] advantages, GrpoLoss.Settings loss, double temperature, int iterations, int minibatchSize,
-      double maxGradNorm, double lr) {
-    return run(policy, reference, optimizer, batch, advantages, loss, temperature, iterations, minibatchSize,
-        maxGradNorm, lr, null);
-  }
-
-  public static Stats run(CausalLM policy, CausalLM reference, AdamW optimizer, CompletionBatch batch,
-      double[] advantages, GrpoLoss.Settings loss, double temperature, int iterations, int minibatchSize,
-      double maxGradNorm, double lr, SamplerCorrection sampler) {
-    return run(policy, reference, optimizer, batch, advantages, loss, temperature, iterations, minibatchSize,
-        maxGradNorm, lr, sampler, 0);
-  }
+  /** What one update works on: the models, the optimizer, the step's completions and their advantages. */
+  public record Inputs(CausalLM policy, CausalLM reference, AdamW optimizer, CompletionBatch batch,
+      double[] advantages) {}
 
   /**
+   * How the update runs.
+   *
+   * @param iterations optimisation passes over the batch (mu; old log-probs are kept when > 1)
+   * @param minibatchSize rows per forward/backward, 0 = all
+   * @param maxGradNorm clipping, 0 = off
+   * @param sampler correction against a remote sampler's log-probs, or null
    * @param parallelShards forward/backward shards per minibatch run at once (see {@link ParallelShards}); 0 = auto
+   * @param group the ranks of a data-parallel run ({@link ProcessGroup#single()} alone): the batch is this rank's
+   *     share, losses are normalised over the whole batch and gradients summed over the ranks before clipping, so
+   *     every rank makes the update one process would make on the whole batch
    */
-  public static Stats run(CausalLM policy, CausalLM reference, AdamW optimizer, CompletionBatch batch,
-      double[] advantages, GrpoLoss.Settings loss, double temperature, int iterations, int minibatchSize,
-      double maxGradNorm, double lr, SamplerCorrection sampler, int parallelShards) {
+  public record Settings(GrpoLoss.Settings loss, double temperature, int iterations, int minibatchSize,
+      double maxGradNorm, double lr, SamplerCorrection sampler, int parallelShards, ProcessGroup group) {
+    public static Settings of(GrpoLoss.Settings loss, double temperature, int iterations, int minibatchSize,
+        double maxGradNorm, double lr) {
+      return new Settings(loss, temperature, iterations, minibatchSize, maxGradNorm, lr, null, 0,
+          ProcessGroup.single());
+    }
+
+    public Settings withShards(int shards) {
+      return new Settings(loss, temperature, iterations, minibatchSize, maxGradNorm, lr, sampler, shards, group);
+    }
+  }
+
+  public static Stats run(Inputs in, Settings how) {
+    CausalLM policy = in.policy();
+    CausalLM reference = in.reference();
+    AdamW optimizer = in.optimizer();
+    CompletionBatch batch = in.batch();
+    double[] advantages = in.advantages();
+    GrpoLoss.Settings loss = how.loss();
+    double temperature = how.temperature();
+    int iterations = how.iterations();
+    int minibatchSize = how.minibatchSize();
+    double maxGradNorm = how.maxGradNorm();
+    double lr = how.lr();
+    SamplerCorrection sampler = how.sampler();
+    int parallelShards = how.parallelShards();
+    ProcessGroup group = how.group();
     int n = batch.rows();
     int mb = minibatchSize <= 0 ? n : Math.min(minibatchSize, n);
     int minibatches = (n + mb - 1) / mb;
@@ -66,7 +91,10 @@ public final class PolicyUpdate {
         chunks.add(new int[] {from + (to - from) * s / shards, from + (to - from) * (s + 1) / shards, k, s});
       }
     }
-    double stepTokens = batch.completionTokens();
+    // the whole batch's rows and tokens: over every rank of a data-parallel run
+    double[] sizes = group.sum(n, batch.completionTokens());
+    int rowsAll = (int) sizes[0];
+    double stepTokens = sizes[1];
     float[] maskValues = batch.completionMaskValues();
     int c = batch.completionLength();
     try (NDManager step = policy.manager().newSubManager()) {
@@ -115,14 +143,14 @@ public final class PolicyUpdate {
           }
           int mbFrom = chunks.get(first)[0];
           int mbTo = chunks.get(last - 1)[1];
-          double mbTokens = tokens(maskValues, c, mbFrom, mbTo);
+          double mbTokens = group.sum(tokens(maskValues, c, mbFrom, mbTo))[0]; // the minibatch over all ranks
           List<Callable<ChunkResult>> tasks = new ArrayList<>();
           for (int ci = first; ci < last; ci++) {
             int chunk = ci;
             int from = chunks.get(ci)[0];
             int to = chunks.get(ci)[1];
             double weight = switch (loss.lossType()) {
-              case "grpo", "dr_grpo" -> (to - from) / (double) n; // the sum over chunks is the full-batch mean
+              case "grpo", "dr_grpo" -> (to - from) / (double) rowsAll; // the sum over chunks: the full-batch mean
               // TRL: per-minibatch token mean, averaged over accumulation; a shard's share of its minibatch's tokens
               case "bnpo" -> tokens(maskValues, c, from, to) / Math.max(1.0, mbTokens) / minibatches;
               default -> 1.0; // dapo: already normalised by the whole step's tokens
@@ -154,6 +182,8 @@ public final class PolicyUpdate {
           }
           optimizer.gradientsFrom(sources);
         }
+        optimizer.allReduceGradients(group); // the whole batch's gradient on every rank
+        passLoss = group.sum(passLoss)[0];
         double norm = optimizer.gradNorm();
         if (!Double.isFinite(passLoss) || !Double.isFinite(norm)) {
           optimizer.zeroGradients();
@@ -171,8 +201,9 @@ public final class PolicyUpdate {
         normSum += norm;
       }
       int passes = skipped ? 1 : iterations;
-      return new Stats(lossSum / passes, klSum / iterations, lowSum / iterations, highSum / iterations,
-          entSum / iterations, normSum / passes, skipped, t1 - t0, fb, opt,
+      double[] shares = group.sum(klSum, lowSum, highSum, entSum); // token-weighted over the whole batch
+      return new Stats(lossSum / passes, shares[0] / iterations, shares[1] / iterations, shares[2] / iterations,
+          shares[3] / iterations, normSum / passes, skipped, t1 - t0, fb, opt,
           mismatch == null ? null : mismatch.result());
     }
   }

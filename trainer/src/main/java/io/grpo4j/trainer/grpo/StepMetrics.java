@@ -4,25 +4,97 @@ import io.grpo4j.datasets.DataIterator;
 import io.grpo4j.trainer.generation.Generation;
 import io.grpo4j.trainer.rollout.Rollout;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 
 /** One line of metrics.jsonl: what a researcher watches to see whether a GRPO run is healthy. */
 final class StepMetrics {
   private StepMetrics() {}
 
-  static Map<String, Object> of(long step, Rollout r, Advantages.Result adv, PolicyUpdate.Stats u,
+  /**
+   * The numbers of a step's completions that the metrics and health checks read: this rank's, or with
+   * {@link #gather} every rank's side by side in rank order (the whole batch, as one process would see it).
+   *
+   * @param values per reward function, per completion (null where the function does not apply)
+   */
+  record Batch(List<String> names, Double[][] values, double[] total, int[] errors, int[] lengths, boolean[] stopped,
+      int groupSize, double[] advantages, int zeroStdGroups) {
+    static Batch of(Rollout r, Advantages.Result adv) {
+      int n = r.generations().size();
+      int[] lengths = new int[n];
+      boolean[] stopped = new boolean[n];
+      for (int i = 0; i < n; i++) {
+        lengths[i] = r.generations().get(i).completionIds().length;
+        stopped[i] = r.generations().get(i).stopped();
+      }
+      return new Batch(r.rewards().names(), r.rewards().values(), r.rewards().total(), r.rewards().errors(), lengths,
+          stopped, r.groupSize(), adv.advantages(), adv.zeroStdGroups());
+    }
+
+    /** Every rank's batch (each the same size: whole groups, no resampling), as one; this batch alone otherwise. */
+    Batch gather(io.grpo4j.trainer.distributed.ProcessGroup group) {
+      if (!group.distributed()) {
+        return this;
+      }
+      int n = total.length;
+      int f = names.size();
+      // one all-gather: per completion [total, length, stopped, advantage, value_0 .. value_f-1 (NaN = null)]
+      int w = 4 + f;
+      double[] mine = new double[n * w];
+      for (int i = 0; i < n; i++) {
+        mine[i * w] = total[i];
+        mine[i * w + 1] = lengths[i];
+        mine[i * w + 2] = stopped[i] ? 1 : 0;
+        mine[i * w + 3] = advantages[i];
+        for (int q = 0; q < f; q++) {
+          Double v = values[q][i];
+          mine[i * w + 4 + q] = v == null ? Double.NaN : v;
+        }
+      }
+      double[] all = group.gather(mine);
+      int big = all.length / w;
+      double[] t = new double[big];
+      int[] len = new int[big];
+      boolean[] st = new boolean[big];
+      double[] adv = new double[big];
+      Double[][] vals = new Double[f][big];
+      for (int i = 0; i < big; i++) {
+        t[i] = all[i * w];
+        len[i] = (int) all[i * w + 1];
+        st[i] = all[i * w + 2] != 0;
+        adv[i] = all[i * w + 3];
+        for (int q = 0; q < f; q++) {
+          double v = all[i * w + 4 + q];
+          vals[q][i] = Double.isNaN(v) ? null : v;
+        }
+      }
+      double[] err = new double[f + 1];
+      for (int q = 0; q < f; q++) {
+        err[q] = errors[q];
+      }
+      err[f] = zeroStdGroups;
+      double[] sums = group.sum(err);
+      int[] errs = new int[f];
+      for (int q = 0; q < f; q++) {
+        errs[q] = (int) sums[q];
+      }
+      return new Batch(names, vals, t, errs, len, st, groupSize, adv, (int) sums[f]);
+    }
+  }
+
+  static Map<String, Object> of(long step, Batch r, PolicyUpdate.Stats u,
       CompletionBatch cb, double lr, double stepSecs, long sampleNanos, long rewardNanos, int sampledTokens,
       int rounds, int rewardErrors, DataIterator data) {
     Map<String, Object> m = new LinkedHashMap<>();
-    int n = r.generations().size();
+    int n = r.lengths().length;
     m.put("step", step);
     m.put("loss", u == null ? null : u.loss());
-    double[] total = r.rewards().total();
+    double[] total = r.total();
     m.put("reward_mean", mean(total));
     m.put("reward_std", std(total));
     m.put("kl", u == null ? null : u.kl());
-    for (int q = 0; q < r.rewards().names().size(); q++) {
-      Double[] v = r.rewards().values()[q];
+    for (int q = 0; q < r.names().size(); q++) {
+      Double[] v = r.values()[q];
       double s = 0;
       double ss = 0;
       int c = 0;
@@ -33,15 +105,15 @@ final class StepMetrics {
           c++;
         }
       }
-      String name = r.rewards().names().get(q);
+      String name = r.names().get(q);
       m.put("rewards/" + name + "/mean", c == 0 ? null : s / c);
       m.put("rewards/" + name + "/std", c < 2 ? null : Math.sqrt(Math.max(0, ss / c - (s / c) * (s / c))));
-      m.put("rewards/" + name + "/errors", r.rewards().errors()[q]);
+      m.put("rewards/" + name + "/errors", r.errors()[q]);
     }
-    m.put("advantage_mean", mean(adv.advantages()));
-    m.put("advantage_std", std(adv.advantages()));
-    m.put("advantage_min", min(adv.advantages()));
-    m.put("advantage_max", max(adv.advantages()));
+    m.put("advantage_mean", mean(r.advantages()));
+    m.put("advantage_std", std(r.advantages()));
+    m.put("advantage_min", min(r.advantages()));
+    m.put("advantage_max", max(r.advantages()));
     m.put("clip_ratio_low", u == null ? null : u.clipLow());
     m.put("clip_ratio_high", u == null ? null : u.clipHigh());
     m.put("entropy", u == null ? null : u.entropy());
@@ -49,19 +121,19 @@ final class StepMetrics {
     int lmax = 0;
     double lsum = 0;
     int truncated = 0;
-    for (Generation g : r.generations()) {
-      int len = g.completionIds().length;
+    for (int i = 0; i < n; i++) {
+      int len = r.lengths()[i];
       lmin = Math.min(lmin, len);
       lmax = Math.max(lmax, len);
       lsum += len;
-      truncated += g.stopped() ? 0 : 1;
+      truncated += r.stopped()[i] ? 0 : 1;
     }
     m.put("completion_length_mean", n == 0 ? 0 : lsum / n);
     m.put("completion_length_min", n == 0 ? 0 : lmin);
     m.put("completion_length_max", lmax);
     m.put("truncated_fraction", n == 0 ? 0 : truncated / (double) n);
     int groups = r.groupSize() == 0 ? 0 : n / r.groupSize();
-    m.put("zero_std_fraction", groups == 0 ? 1.0 : adv.zeroStdGroups() / (double) groups);
+    m.put("zero_std_fraction", groups == 0 ? 1.0 : r.zeroStdGroups() / (double) groups);
     m.put("resample_rounds", rounds);
     m.put("reward_errors", rewardErrors);
     m.put("lr", lr);

@@ -871,8 +871,8 @@ public final class CausalLM implements AutoCloseable {
 
     private NDArray stackedCopy(NDArray[] parts) {
       NDArray cat = NDArrays.concat(new NDList(parts), 0);
-      if (!precision.mixed()) {
-        return cat;
+      if (!precision.mixed() || cat.getDataType() == precision.computeType()) {
+        return cat; // (a frozen base already in the compute dtype: toType would hand back cat itself)
       }
       NDArray c = cat.toType(precision.computeType(), false);
       cat.close();

@@ -1,6 +1,7 @@
 package io.grpo4j.trainer.model;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import com.fasterxml.jackson.databind.JsonNode;
@@ -172,8 +173,7 @@ public final class HfCheckpoint {
   public CausalLM loadModel(NDManager manager) {
     Map<String, NDArray> params = new LinkedHashMap<>();
     for (var e : ParameterLayout.of(config).entrySet()) {
-      Tensor t = tensors.get(e.getKey());
-      NDArray a = manager.create(t.toFloats(), new Shape(t.shape()));
+      NDArray a = create(manager, tensors.get(e.getKey()), null);
       a.setName(e.getKey());
       params.put(e.getKey(), a);
     }
@@ -203,13 +203,7 @@ public final class HfCheckpoint {
   public CausalLM loadFrozenBase(NDManager manager, Precision precision) {
     Map<String, NDArray> params = new LinkedHashMap<>();
     for (var e : ParameterLayout.of(config).entrySet()) {
-      Tensor t = tensors.get(e.getKey());
-      NDArray a = manager.create(t.toFloats(), new Shape(t.shape()));
-      if (precision.mixed()) {
-        NDArray c = a.toType(precision.computeType(), false);
-        a.close();
-        a = c;
-      }
+      NDArray a = create(manager, tensors.get(e.getKey()), precision.mixed() ? precision.computeType() : null);
       a.setName(e.getKey());
       params.put(e.getKey(), a);
     }
@@ -217,6 +211,43 @@ public final class HfCheckpoint {
     m.setPrecision(precision);
     m.setTrainable(false);
     return m;
+  }
+
+  /** Elements per upload: DJL copies through one direct buffer, whose size is an int of bytes. */
+  static int chunk = 1 << 28; // (tests lower it)
+
+  /**
+   * A tensor on the manager's device, as float32 or cast to {@code type}; tensors past 2 GB of float32 (a 7B model's
+   * embeddings) go up in row blocks and are joined there.
+   */
+  private static NDArray create(NDManager manager, Tensor t, ai.djl.ndarray.types.DataType type) {
+    float[] v = t.toFloats();
+    long[] shape = t.shape();
+    if (v.length <= chunk) {
+      return cast(manager.create(v, new Shape(shape)), type);
+    }
+    long row = v.length / shape[0];
+    int rows = (int) Math.max(1, chunk / row);
+    NDList parts = new NDList();
+    for (long r0 = 0; r0 < shape[0]; r0 += rows) {
+      long n = Math.min(rows, shape[0] - r0);
+      long[] s = shape.clone();
+      s[0] = n;
+      NDArray part = manager.create(java.nio.FloatBuffer.wrap(v, (int) (r0 * row), (int) (n * row)), new Shape(s));
+      parts.add(cast(part, type));
+    }
+    NDArray all = ai.djl.ndarray.NDArrays.concat(parts, 0);
+    parts.forEach(NDArray::close);
+    return all;
+  }
+
+  private static NDArray cast(NDArray a, ai.djl.ndarray.types.DataType type) {
+    if (type == null || a.getDataType() == type) {
+      return a;
+    }
+    NDArray c = a.toType(type, false);
+    a.close();
+    return c;
   }
 
   /** Opens and loads in one call. */

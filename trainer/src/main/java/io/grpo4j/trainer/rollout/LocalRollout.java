@@ -15,8 +15,15 @@ public final class LocalRollout implements RolloutBackend {
   }
 
   @Override
-  public List<Generation> sample(long[][] prompts, SamplingParams params, int n, long seed) {
-    return sampler.generate(prompts, params, n, seed);
+  public List<Generation> sample(long[][] prompts, SamplingParams params, int n, long seed, int first) {
+    if (first == 0) {
+      return sampler.generate(prompts, params, n, seed);
+    }
+    List<Sampler.Request> reqs = new java.util.ArrayList<>(prompts.length);
+    for (int i = 0; i < prompts.length; i++) {
+      reqs.add(new Sampler.Request(prompts[i], n, params, Sampler.promptSeed(seed, first + i), false));
+    }
+    return sampler.generate(reqs, null, null);
   }
 
   @Override

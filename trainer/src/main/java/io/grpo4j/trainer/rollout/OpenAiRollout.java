@@ -66,7 +66,7 @@ public final class OpenAiRollout implements RolloutBackend {
   }
 
   @Override
-  public List<Generation> sample(long[][] prompts, SamplingParams params, int n, long seed) {
+  public List<Generation> sample(long[][] prompts, SamplingParams params, int n, long seed, int firstPrompt) {
     long t0 = System.nanoTime();
     AtomicInteger retries = new AtomicInteger();
     String name = modelName();
@@ -77,7 +77,7 @@ public final class OpenAiRollout implements RolloutBackend {
     for (int from = 0; from < prompts.length; from += per) {
       int first = from;
       long[][] chunk = java.util.Arrays.copyOfRange(prompts, from, Math.min(prompts.length, from + per));
-      String body = requestBody(name, chunk, params, n, Sampler.promptSeed(seed, from));
+      String body = requestBody(name, chunk, params, n, Sampler.promptSeed(seed, firstPrompt + from));
       futures.add(workers.submit(() -> send(body, first, chunk.length, n, params, retries)));
     }
     List<Generation> out = new ArrayList<>(prompts.length * n);

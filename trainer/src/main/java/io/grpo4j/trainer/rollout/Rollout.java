@@ -22,11 +22,17 @@ public record Rollout(List<PromptEncoder.Encoded> prompts, List<Generation> gene
 
   public static Rollout run(List<PromptEncoder.Encoded> prompts, RolloutBackend backend, SamplingParams params,
       int groupSize, long seed, HfTokenizer tokenizer, RewardSet rewards) {
+    return run(prompts, backend, params, groupSize, seed, 0, tokenizer, rewards);
+  }
+
+  /** @param first the index of the first prompt in the whole batch (a data-parallel rank's share; see sample) */
+  public static Rollout run(List<PromptEncoder.Encoded> prompts, RolloutBackend backend, SamplingParams params,
+      int groupSize, long seed, int first, HfTokenizer tokenizer, RewardSet rewards) {
     long[][] ids = new long[prompts.size()][];
     for (int i = 0; i < ids.length; i++) {
       ids[i] = prompts.get(i).ids();
     }
-    List<Generation> gens = backend.sample(ids, params, groupSize, seed);
+    List<Generation> gens = backend.sample(ids, params, groupSize, seed, first);
     List<Completion> completions = new ArrayList<>(gens.size());
     for (Generation g : gens) {
       PromptEncoder.Encoded p = prompts.get(g.promptIndex());

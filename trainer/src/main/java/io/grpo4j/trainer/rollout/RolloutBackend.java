@@ -11,7 +11,15 @@ import java.util.List;
  * {@code Sampler.promptSeed(seed, i)}, so the same seed gives the same tokens from either.
  */
 public interface RolloutBackend extends AutoCloseable {
-  List<Generation> sample(long[][] prompts, SamplingParams params, int n, long seed);
+  default List<Generation> sample(long[][] prompts, SamplingParams params, int n, long seed) {
+    return sample(prompts, params, n, seed, 0);
+  }
+
+  /**
+   * As above, the prompts being prompts {@code first, first + 1, ...} of a larger batch: prompt i samples with
+   * {@code Sampler.promptSeed(seed, first + i)}, as it would in the whole batch (a data-parallel rank's share).
+   */
+  List<Generation> sample(long[][] prompts, SamplingParams params, int n, long seed, int first);
 
   /**
    * What the last {@link #sample} cost.

@@ -27,7 +27,20 @@ public final class JsonLines implements AutoCloseable {
         StandardOpenOption.APPEND);
   }
 
+  private JsonLines() {
+    this.file = null;
+    this.out = null;
+  }
+
+  /** A log that writes nothing (data-parallel ranks other than 0: rank 0 writes the run's files). */
+  public static JsonLines discard() {
+    return new JsonLines();
+  }
+
   public synchronized void write(Object row) throws IOException {
+    if (out == null) {
+      return;
+    }
     out.write(JSON.writeValueAsString(row));
     out.write('\n');
     out.flush();
@@ -77,6 +90,8 @@ public final class JsonLines implements AutoCloseable {
 
   @Override
   public synchronized void close() throws IOException {
-    out.close();
+    if (out != null) {
+      out.close();
+    }
   }
 }

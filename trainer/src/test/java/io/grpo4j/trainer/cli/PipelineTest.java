@@ -33,8 +33,13 @@ class PipelineTest {
         "--set", "sft.steps=4", "--set", "sft.batch_size=4", "--set", "grpo.steps=2", "--set", "grpo.group_size=2",
         "--set", "grpo.prompts_per_step=2", "--set", "grpo.sampling.max_completion_length=12",
         "--set", "eval.k=2", "--set", "eval.max_prompts=6", "--set", "eval.max_new_tokens=12", "--set", "eval.every=1",
-        "--set", "eval.during_prompts=2");
+        "--set", "eval.during_prompts=2", "--set", "grpo.optimizer.betas=[0.9,0.99]",
+        "--set", "grpo.schedule.warmup_steps=1");
     assertEquals(0, r.code(), r.err() + r.out());
+    // grpo.optimizer / grpo.schedule reach the GRPO stage's config
+    Map<String, Object> g = io.grpo4j.trainer.config.ConfigFiles.read(run.resolve("grpo.yaml"));
+    assertEquals(List.of(0.9, 0.99), ((Map<?, ?>) g.get("optimizer")).get("betas"));
+    assertEquals(1, ((Map<?, ?>) g.get("schedule")).get("warmup_steps"));
     assertTrue(r.out().contains("held-out pass@1") && r.out().contains("report:"), r.out());
     JsonNode summary = new ObjectMapper().readTree(run.resolve("summary.json").toFile());
     List<String> stages = new java.util.ArrayList<>();

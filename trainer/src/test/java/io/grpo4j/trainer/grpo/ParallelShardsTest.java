@@ -145,7 +145,8 @@ class ParallelShardsTest {
       policy.setTrainable(true);
       AdamW adam = new AdamW(policy, root.newSubManager(), 0.9, 0.999, 1e-8, 0.0);
       GrpoLoss.Settings s = new GrpoLoss.Settings(type, 0.04, 0.2, 0.28, "token", 16, true);
-      PolicyUpdate.run(policy, reference, adam, batch, adv, s, 0.9, 1, minibatch, 0.0, 0.0, sampler, shards);
+      PolicyUpdate.run(new PolicyUpdate.Inputs(policy, reference, adam, batch, adv), new PolicyUpdate.Settings(s, 0.9,
+          1, minibatch, 0.0, 0.0, sampler, shards, io.grpo4j.trainer.distributed.ProcessGroup.single()));
       return adam.firstMoments();
     }
   }
@@ -160,9 +161,11 @@ class ParallelShardsTest {
       AdamW adam = new AdamW(policy, root.newSubManager(), 0.9, 0.999, 1e-8, 0.0);
       GrpoLoss.Settings s = new GrpoLoss.Settings(type, 0.04, 0.2, 0.28, "token", 16, true);
       // two steps, so that the second sees a policy that differs from the reference (non-zero KL, clipping)
-      PolicyUpdate.run(policy, reference, adam, batch, adv, s, 0.9, 2, minibatch, 1.0, LR, sampler, shards);
-      PolicyUpdate.Stats stats = PolicyUpdate.run(policy, reference, adam, batch, adv, s, 0.9, 2, minibatch, 1.0,
-          LR, sampler, shards);
+      PolicyUpdate.Settings settings = new PolicyUpdate.Settings(s, 0.9, 2, minibatch, 1.0, LR, sampler, shards,
+          io.grpo4j.trainer.distributed.ProcessGroup.single());
+      PolicyUpdate.run(new PolicyUpdate.Inputs(policy, reference, adam, batch, adv), settings);
+      PolicyUpdate.Stats stats = PolicyUpdate.run(new PolicyUpdate.Inputs(policy, reference, adam, batch, adv),
+          settings);
       return new Result(stats, initial, snapshot(policy));
     }
   }

@@ -28,6 +28,27 @@ import org.junit.jupiter.params.provider.ValueSource;
 class HfCheckpointTest {
   @TempDir Path tmp;
 
+  @org.junit.jupiter.api.Test
+  void tensorsPastTheUploadLimitGoUpInRowBlocks() throws Exception {
+    // a 7B model's embeddings exceed DJL's 2 GB upload buffer; the same path, with a small limit, on tiny-qwen2
+    HfCheckpoint ck = HfCheckpoint.open(io.grpo4j.trainer.Fixtures.model("tiny-qwen2"));
+    int saved = HfCheckpoint.chunk;
+    try (ai.djl.ndarray.NDManager m = ai.djl.ndarray.NDManager.newBaseManager()) {
+      CausalLM whole = ck.loadModel(m.newSubManager());
+      HfCheckpoint.chunk = 1000;
+      CausalLM blocks = ck.loadModel(m.newSubManager());
+      CausalLM frozen = ck.loadFrozenBase(m.newSubManager(), Precision.FP32);
+      for (String name : whole.parameters().keySet()) {
+        org.junit.jupiter.api.Assertions.assertArrayEquals(whole.parameters().get(name).toFloatArray(),
+            blocks.parameters().get(name).toFloatArray(), name);
+        org.junit.jupiter.api.Assertions.assertArrayEquals(whole.parameters().get(name).toFloatArray(),
+            frozen.parameters().get(name).toFloatArray(), name);
+      }
+    } finally {
+      HfCheckpoint.chunk = saved;
+    }
+  }
+
   @ParameterizedTest
   @ValueSource(strings = {"tiny-qwen2", "tiny-llama", "tiny-qwen3"})
   void loadSaveLoadIsBitIdenticalAndKeepsDtypeAndSharding(String name) throws Exception {
