@@ -38,8 +38,15 @@ public final class EvalRunner {
     Runtime.threadsFor(ck.config());
     try (NDManager root = NDManager.newBaseManager(Runtime.device(device));
         CausalLM m = ck.loadModel(root.newSubManager(), Precision.parse("--precision", precision, root.getDevice()));
-        HfTokenizer tok = HfTokenizer.load(model);
-        RewardSet rs = RewardSet.create(RewardRegistry.load(plugins), rewards, 0.0, false, 120, 4)) {
+        HfTokenizer tok = HfTokenizer.load(model)) {
+      return run(m, tok, set, prompt, rewards, plugins, o);
+    }
+  }
+
+  /** Evaluates a model in memory (a training run checking itself) on a prompt set. */
+  public static Evaluator.Report run(CausalLM m, HfTokenizer tok, PromptSet set, PromptFormatter prompt,
+      List<RewardSpec> rewards, List<Path> plugins, Options o) throws IOException {
+    try (RewardSet rs = RewardSet.create(RewardRegistry.load(plugins), rewards, 0.0, false, 120, 4)) {
       PromptEncoder enc = new PromptEncoder(tok, prompt);
       boolean greedy = o.temperature() == 0;
       SamplingParams p = new SamplingParams(o.maxNewTokens(), greedy, greedy ? 1.0 : o.temperature(), o.topP(), 0, 0.0,

@@ -21,7 +21,8 @@ public final class PolicyUpdate {
 
   /** Averages over the passes that ran; {@code skipped} = a pass met a non-finite loss or gradient. */
   public record Stats(double loss, double kl, double clipLow, double clipHigh, double entropy, double gradNorm,
-      boolean skipped, long oldRefNanos, long forwardBackwardNanos, long optimizerNanos, Mismatch mismatch) {}
+      boolean skipped, long oldRefNanos, long forwardBackwardNanos, long optimizerNanos, Mismatch mismatch,
+      long allReduceNanos) {}
 
   /**
    * How far the sampling engine's log-probs are from the trainer's on the same tokens (null when the sampler gave
@@ -122,6 +123,7 @@ public final class PolicyUpdate {
       boolean skipped = false;
       long fb = 0;
       long opt = 0;
+      long allReduce = 0;
       // Shard s of every minibatch backpropagates into replica s (same weights, its own gradients); the optimizer
       // sums the replicas' gradients in shard order, so a seeded run gives the same weights whichever shard
       // finishes first (concurrent accumulation into one .grad would add in arrival order).
@@ -182,7 +184,9 @@ public final class PolicyUpdate {
           }
           optimizer.gradientsFrom(sources);
         }
+        long a0 = System.nanoTime();
         optimizer.allReduceGradients(group); // the whole batch's gradient on every rank
+        allReduce += System.nanoTime() - a0;
         passLoss = group.sum(passLoss)[0];
         double norm = optimizer.gradNorm();
         if (!Double.isFinite(passLoss) || !Double.isFinite(norm)) {
@@ -204,7 +208,7 @@ public final class PolicyUpdate {
       double[] shares = group.sum(klSum, lowSum, highSum, entSum); // token-weighted over the whole batch
       return new Stats(lossSum / passes, shares[0] / iterations, shares[1] / iterations, shares[2] / iterations,
           shares[3] / iterations, normSum / passes, skipped, t1 - t0, fb, opt,
-          mismatch == null ? null : mismatch.result());
+          mismatch == null ? null : mismatch.result(), allReduce);
     }
   }
 

@@ -144,7 +144,8 @@ final class StepMetrics {
     m.put("time/rewards_s", rewardNanos / 1e9);
     m.put("time/old_ref_logps_s", u == null ? 0 : u.oldRefNanos() / 1e9);
     m.put("time/forward_backward_s", u == null ? 0 : u.forwardBackwardNanos() / 1e9);
-    m.put("time/optimizer_s", u == null ? 0 : u.optimizerNanos() / 1e9);
+    m.put("time/optimizer_s", u == null ? 0 : u.optimizerNanos() / 1e9); // (includes the gradient all-reduce)
+    m.put("time/allreduce_s", u == null ? 0 : u.allReduceNanos() / 1e9);
     m.put("sampling_tokens_per_s", sampleNanos == 0 ? 0 : sampledTokens / (sampleNanos / 1e9));
     long trainTokens = cb == null ? 0 : (long) cb.rows() * (cb.promptLength() + cb.completionLength());
     m.put("training_tokens_per_s", u == null || u.forwardBackwardNanos() == 0 ? 0

@@ -771,28 +771,25 @@ public final class CausalLM implements AutoCloseable {
     if (!JniUtils.isGradMode()) {
       return new LayerWeights.Set(inferenceWeights().layers(), List.of());
     }
+    return weightsWithGrad(0, blocks.length);
+  }
+
+  /** One layer's weights under autograd (a checkpointed layer's recomputation). */
+  private LayerWeights.Set layerWeightsWithGrad(int i) {
+    return weightsWithGrad(i, i + 1);
+  }
+
+  /** Layers [from, to) with their weights stacked and cast under autograd; the casts are freed with the set. */
+  private LayerWeights.Set weightsWithGrad(int from, int to) {
     List<NDArray> owned = new ArrayList<>();
     LayerWeights[] layers = new LayerWeights[blocks.length];
-    for (int i = 0; i < blocks.length; i++) {
+    for (int i = from; i < to; i++) {
       Block p = blocks[i];
       layers[i] = new LayerWeights(
           owned(owned, stacked(p.qkv())), p.qkvBias() == null ? null : owned(owned, stacked(p.qkvBias())),
           owned(owned, toCompute(p.o())), owned(owned, toCompute(p.gate())), owned(owned, toCompute(p.up())),
           owned(owned, toCompute(p.down())));
     }
-    owned.removeIf(a -> parameterHandle(a));
-    return new LayerWeights.Set(layers, owned);
-  }
-
-  /** One layer's weights under autograd (a checkpointed layer's recomputation). */
-  private LayerWeights.Set layerWeightsWithGrad(int i) {
-    List<NDArray> owned = new ArrayList<>();
-    LayerWeights[] layers = new LayerWeights[blocks.length];
-    Block p = blocks[i];
-    layers[i] = new LayerWeights(
-        owned(owned, stacked(p.qkv())), p.qkvBias() == null ? null : owned(owned, stacked(p.qkvBias())),
-        owned(owned, toCompute(p.o())), owned(owned, toCompute(p.gate())), owned(owned, toCompute(p.up())),
-        owned(owned, toCompute(p.down())));
     owned.removeIf(a -> parameterHandle(a));
     return new LayerWeights.Set(layers, owned);
   }

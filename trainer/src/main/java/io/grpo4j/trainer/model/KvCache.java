@@ -95,24 +95,23 @@ public final class KvCache implements KvStore, AutoCloseable {
 
   /** Appends another cache's rows (same length and layers) below this one's. */
   public void appendRows(KvCache other) {
-    for (int l = 0; l < keys.length; l++) {
-      NDArray k = keys[l].concat(other.keys[l], 0);
-      NDArray v = values[l].concat(other.values[l], 0);
-      k.attach(owner);
-      v.attach(owner);
-      keys[l].close();
-      values[l].close();
-      keys[l] = k;
-      values[l] = v;
-    }
+    replaceEach(l -> keys[l].concat(other.keys[l], 0), l -> values[l].concat(other.values[l], 0));
   }
 
   /** Drops the first {@code n} positions of every row (no row attends to them any more). */
   public void trimLeft(int n) {
+    ai.djl.ndarray.index.NDIndex rest = new ai.djl.ndarray.index.NDIndex(":, :, {}:", n);
+    replaceEach(l -> keys[l].get(rest), l -> values[l].get(rest));
+    length -= n;
+  }
+
+  /** Replaces every layer's keys and values by what the functions make of them, freeing the old arrays. */
+  private void replaceEach(java.util.function.IntFunction<NDArray> newKeys,
+      java.util.function.IntFunction<NDArray> newValues) {
     for (int l = 0; l < keys.length; l++) {
       if (keys[l] != null) {
-        NDArray k = keys[l].get(new ai.djl.ndarray.index.NDIndex(":, :, {}:", n));
-        NDArray v = values[l].get(new ai.djl.ndarray.index.NDIndex(":, :, {}:", n));
+        NDArray k = newKeys.apply(l);
+        NDArray v = newValues.apply(l);
         k.attach(owner);
         v.attach(owner);
         keys[l].close();
@@ -121,7 +120,6 @@ public final class KvCache implements KvStore, AutoCloseable {
         values[l] = v;
       }
     }
-    length -= n;
   }
 
   @Override

@@ -81,7 +81,8 @@ public final class Pipeline {
     Task t = Tasks.create(taskName, taskOpts);
     List<Example> train = t.generate(trainN, dataSeed);
     Tasks.writeJsonl(t, train, data.resolve("train.jsonl"), true);
-    Tasks.writeJsonl(t, heldOut(t, train, evalN, dataSeed + 1_000_003L), data.resolve("eval.jsonl"), false);
+    List<Example> evalRows = heldOut(t, train, evalN, dataSeed + 1_000_003L);
+    Tasks.writeJsonl(t, evalRows, data.resolve("eval.jsonl"), false);
     stage("data", null, t0, Map.of("train_rows", trainN, "eval_rows", evalN));
 
     // 2. init: random model + a BPE tokenizer trained on the training text
@@ -125,18 +126,38 @@ public final class Pipeline {
     t0 = System.nanoTime();
     ConfigFiles.write(run.resolve("sft.yaml"), sftYaml);
     SftConfig sc = SftConfig.parse(new ConfigMap("", sftYaml));
+    long[] sftSteps = {-1};
     if (!Files.isDirectory(sftDir.resolve("final"))) {
       try (SftTrainer st = Files.exists(sftDir.resolve("config.yaml")) ? SftTrainer.resume(sc, sftDir)
           : SftTrainer.start(sc, sftYaml, sftDir)) {
         listener.begin("SFT", st.totalSteps(), st.currentStep());
-        st.train(m -> listener.step(m, "loss"), stop);
+        List<Example> seen = new ArrayList<>(train);
+        seen.addAll(evalRows); // the check set shares no prompt with training or the held-out set
+        SftCheck check = SftCheck.parse(sft, t, heldOut(t, seen, 64, dataSeed + 2_000_003L), data.resolve("check.jsonl"),
+            section("prompt"), rewards, ((Number) section("eval").getOrDefault("temperature", 0.6)).doubleValue(),
+            ((Number) section("eval").getOrDefault("max_new_tokens", 64)).intValue(), evalSeed);
+        boolean[] reached = {false};
+        st.train(m -> listener.step(m, "loss"), () -> {
+          if (stop.getAsBoolean()) {
+            return true;
+          }
+          reached[0] = check != null && check.reached(st);
+          return reached[0];
+        });
+        if (reached[0]) {
+          st.finishEarly();
+        }
+        sftSteps[0] = st.currentStep();
         listener.end();
+        if (check != null) {
+          log.accept(check.describe());
+        }
       }
     }
     if (stop.getAsBoolean()) {
       return;
     }
-    stage("sft", evaluate(sftDir.resolve("final"), "sft"), t0, Map.of());
+    stage("sft", evaluate(sftDir.resolve("final"), "sft"), t0, sftSteps[0] < 0 ? Map.of() : Map.of("steps", sftSteps[0]));
 
     // 4. GRPO from the SFT model, rewards = the task's checker + format
     Map<String, Object> grpo = section("grpo");

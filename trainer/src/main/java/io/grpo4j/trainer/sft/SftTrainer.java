@@ -116,6 +116,21 @@ public final class SftTrainer implements AutoCloseable {
     return dataset;
   }
 
+  /** The model being trained (live: a caller may evaluate it between steps). */
+  public CausalLM model() {
+    return model;
+  }
+
+  public HfTokenizer tokenizer() {
+    return tokenizer;
+  }
+
+  /** Ends the run here, before its planned steps (an early stop): the last checkpoint and final/ as now. */
+  public void finishEarly() throws IOException {
+    checkpoint();
+    HfCheckpoint.save(model, source, runDir.resolve("final"), null);
+  }
+
   public void train(Consumer<Map<String, Object>> onStep, BooleanSupplier stop) throws IOException {
     while (step < totalSteps && !stop.getAsBoolean()) {
       onStep.accept(step());
