@@ -146,13 +146,15 @@ public final class BenchServeCommand implements Callable<Integer> {
         }
         rpsMax = Math.max(rpsMax, rps);
         String occ = "";
-        if (server != null) { // mean sequences per decoding step during this level alone
+        String busy = "";
+        if (server != null) { // mean sequences per decoding step during this level alone, and the engine's load
           var st = server.engine().stats();
           long steps = st.decodeSteps() - before.decodeSteps();
           occ = steps == 0 ? "" : String.format(Locale.ROOT, "%.1f", (st.rowSteps() - before.rowSteps()) / (double) steps);
+          busy = String.format(Locale.ROOT, ", engine busy %.0f%%", 100 * (st.busySeconds() - before.busySeconds()) / secs);
         }
         System.out.printf(Locale.ROOT, "  %3d clients: %7.1f requests/s  %9.0f tokens/s  latency p50 %6.0f ms, p99 %6.0f"
-            + " ms%s%n", c, rps, tok / secs, p50, p99, occ.isEmpty() ? "" : ", " + occ + " sequences per step");
+            + " ms%s%s%n", c, rps, tok / secs, p50, p99, occ.isEmpty() ? "" : ", " + occ + " sequences per step", busy);
         js.append(li == 0 ? "" : ", ").append(String.format(Locale.ROOT, "{\"clients\": %d, \"requests_per_s\": %.2f,"
             + " \"tokens_per_s\": %.1f, \"latency_p50_ms\": %.1f, \"latency_p99_ms\": %.1f%s}", c, rps, tok / secs, p50,
             p99, occ.isEmpty() ? "" : ", \"occupancy\": " + occ));

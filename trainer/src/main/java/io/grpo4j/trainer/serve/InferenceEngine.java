@@ -304,9 +304,14 @@ public final class InferenceEngine implements AutoCloseable {
       } catch (InterruptedException e) {
         break;
       }
-      // admit in arrival order while there is room; a reload waits until the running batch has drained
+      // admit in arrival order while there is room; a reload waits until the running batch has drained. With many
+      // sequences running, arrivals are gathered for a few steps (at most ADMIT_WAIT) and prefilled together: one
+      // prefill a step would cost a running batch of 64 half again its decoding time
       List<Waiting> admit = new ArrayList<>();
-      while (!waiting.isEmpty()) {
+      int running = batcher.activeRows();
+      boolean gatherMore = running > 0 && countSequences(waiting) < Math.max(1, running / ADMIT_SHARE)
+          && waitingSince(waiting) < ADMIT_WAIT_NANOS && !(waiting.peek() instanceof Reload);
+      while (!waiting.isEmpty() && !gatherMore) {
         Object head = waiting.peek();
         if (head instanceof Reload r) {
           if (batcher.activeRows() == 0 && admit.isEmpty()) {
@@ -346,6 +351,24 @@ public final class InferenceEngine implements AutoCloseable {
     }
     batcher.close();
     drain(waiting);
+  }
+
+  /** Running sequences per sequence worth a prefill of its own (see continuousLoop). */
+  private static final int ADMIT_SHARE = 8;
+  private static final long ADMIT_WAIT_NANOS = TimeUnit.MILLISECONDS.toNanos(10);
+
+  private static int countSequences(ArrayDeque<Object> waiting) {
+    int n = 0;
+    for (Object o : waiting) {
+      n += o instanceof Waiting ? 1 : 0;
+    }
+    return n;
+  }
+
+  /** How long the oldest waiting sequence has waited (0 when none). */
+  private static long waitingSince(ArrayDeque<Object> waiting) {
+    Object head = waiting.peek();
+    return head instanceof Waiting w ? System.nanoTime() - w.job().arrived : 0;
   }
 
   /** Waits up to the batch wait for requests sent at the same moment, so they share one prefill. */

@@ -818,6 +818,14 @@ public final class OpenAiApi {
     if (asId) {
       return "token_id:" + id;
     }
+    // one tokenizer call per distinct token, not per token of every answer (a reload keeps the tokenizer)
+    return tokenStrings.computeIfAbsent(id, this::renderToken);
+  }
+
+  private final java.util.concurrent.ConcurrentHashMap<Long, String> tokenStrings =
+      new java.util.concurrent.ConcurrentHashMap<>();
+
+  private String renderToken(long id) {
     String s = engine.tokenizer().decode(new long[] {id}, false);
     if (s.indexOf('\uFFFD') < 0) {
       return s;
