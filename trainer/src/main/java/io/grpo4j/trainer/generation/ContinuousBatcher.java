@@ -142,29 +142,34 @@ public final class ContinuousBatcher implements AutoCloseable {
     int vocab = model.config().vocabSize();
     try (NoGrad g = NoGrad.enter(); NDManager s = store.newSubManager()) {
       KvCache fresh = new KvCache(model.config().numHiddenLayers(), store);
-      NDArray hidden = model.hidden(staging.longs(s, 0, ids, new Shape(b0, lp)),
-          staging.longs(s, 1, pos, new Shape(b0, lp)), AttentionBias.of(s, mask, lp, staging, 2), fresh);
-      firstLogits = model.toFloat32(model.logits(hidden.get(":, -1, :"))).toFloatArray(); // (b0, V)
-      Map<long[], PromptLogprobs> scores = new java.util.IdentityHashMap<>();
-      for (Seq q : seqs) {
-        if (q.promptLogprobs() >= 0 && !scores.containsKey(q.prompt())) {
-          int i = promptRow.get(q.prompt());
-          scores.put(q.prompt(), promptScores(hidden.get(i), q.prompt(), lp, q.promptLogprobs()));
+      try {
+        NDArray hidden = model.hidden(staging.longs(s, 0, ids, new Shape(b0, lp)),
+            staging.longs(s, 1, pos, new Shape(b0, lp)), AttentionBias.of(s, mask, lp, staging, 2), fresh);
+        firstLogits = model.toFloat32(model.logits(hidden.get(":, -1, :"))).toFloatArray(); // (b0, V)
+        Map<long[], PromptLogprobs> scores = new java.util.IdentityHashMap<>();
+        for (Seq q : seqs) {
+          if (q.promptLogprobs() >= 0 && !scores.containsKey(q.prompt())) {
+            int i = promptRow.get(q.prompt());
+            scores.put(q.prompt(), promptScores(hidden.get(i), q.prompt(), lp, q.promptLogprobs()));
+          }
         }
-      }
-      for (Seq q : seqs) {
-        if (q.promptLogprobs() >= 0) {
-          q.sink().prompt(scores.get(q.prompt()));
+        for (Seq q : seqs) {
+          if (q.promptLogprobs() >= 0) {
+            q.sink().prompt(scores.get(q.prompt()));
+          }
         }
+        long[] source = new long[seqs.size()];
+        for (int i = 0; i < seqs.size(); i++) {
+          source[i] = promptRow.get(seqs.get(i).prompt());
+          Row r = new Row(seqs.get(i));
+          r.keyMask = mask[(int) source[i]].clone();
+          rows.add(r);
+        }
+        fresh.selectRows(source); // each prompt's keys/values for each of its completions
+      } catch (RuntimeException | Error e) {
+        fresh.close(); // the running batch never saw it
+        throw e;
       }
-      long[] source = new long[seqs.size()];
-      for (int i = 0; i < seqs.size(); i++) {
-        source[i] = promptRow.get(seqs.get(i).prompt());
-        Row r = new Row(seqs.get(i));
-        r.keyMask = mask[(int) source[i]].clone();
-        rows.add(r);
-      }
-      fresh.selectRows(source); // each prompt's keys/values for each of its completions
       splice(fresh, lp, rows);
     }
     // the first token of every new row, from its prompt's last logits

@@ -1,7 +1,6 @@
 package io.grpo4j.trainer.grpo;
 
 import io.grpo4j.datasets.DataIterator;
-import io.grpo4j.trainer.generation.Generation;
 import io.grpo4j.trainer.rollout.Rollout;
 import java.util.LinkedHashMap;
 import java.util.List;
