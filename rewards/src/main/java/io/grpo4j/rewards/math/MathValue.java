@@ -182,6 +182,14 @@ public sealed interface MathValue {
 
   /** Splits at any of {@code seps} outside brackets (an interval's "[a, b)" counts as a bracket pair). */
   static List<String> split(String s, String seps) {
+    return splitTopLevel(s, seps, null);
+  }
+
+  /**
+   * The parts of {@code s} between the characters of {@code seps} that stand outside brackets; {@code found}, when
+   * given, receives those separators in order.
+   */
+  private static List<String> splitTopLevel(String s, String seps, List<String> found) {
     List<String> out = new ArrayList<>();
     int depth = 0;
     int start = 0;
@@ -193,6 +201,9 @@ public sealed interface MathValue {
         depth = Math.max(0, depth - 1);
       } else if (depth == 0 && seps.indexOf(c) >= 0) {
         out.add(s.substring(start, i).trim());
+        if (found != null) {
+          found.add(String.valueOf(c));
+        }
         start = i + 1;
       }
     }
@@ -202,22 +213,7 @@ public sealed interface MathValue {
 
   /** Splits a relation chain at top-level = ≠ < > ≤ ≥; {@code ops} receives the operators. */
   private static List<String> splitRelations(String s, List<String> ops) {
-    List<String> out = new ArrayList<>();
-    int depth = 0;
-    int start = 0;
-    for (int i = 0; i < s.length(); i++) {
-      char c = s.charAt(i);
-      if ("([{".indexOf(c) >= 0) {
-        depth++;
-      } else if (")]}".indexOf(c) >= 0) {
-        depth = Math.max(0, depth - 1);
-      } else if (depth == 0 && RELATIONS.indexOf(c) >= 0) {
-        out.add(s.substring(start, i).trim());
-        ops.add(String.valueOf(c));
-        start = i + 1;
-      }
-    }
-    out.add(s.substring(start).trim());
+    List<String> out = splitTopLevel(s, RELATIONS, ops);
     if (out.stream().anyMatch(String::isEmpty)) {
       ops.clear();
       return List.of(s);

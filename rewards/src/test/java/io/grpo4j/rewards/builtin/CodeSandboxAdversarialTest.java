@@ -139,23 +139,33 @@ class CodeSandboxAdversarialTest {
     }
   }
 
-  /** auto on a machine without bubblewrap: the jail as root, else a refusal that names the fix. */
+  /** auto on a machine without bubblewrap, as root: the jail (what a non-root user gets is the test below). */
   @org.junit.jupiter.api.Nested
   @org.junit.jupiter.api.TestInstance(org.junit.jupiter.api.TestInstance.Lifecycle.PER_CLASS)
   class AutoWithoutBubblewrap extends Containment {
     @BeforeAll
     void create() throws IOException {
-      String path = pathWithoutBubblewrap();
-      if (!io.grpo4j.rewards.sandbox.SandboxTestAccess.isRoot()) {
-        var e = org.junit.jupiter.api.Assertions.assertThrows(io.grpo4j.rewards.RewardConfigException.class,
-            () -> make("auto", path));
-        assertTrue(e.getMessage().contains("Install bubblewrap") && e.getMessage().contains("rlimit-only"),
-            e.getMessage());
-        org.junit.jupiter.api.Assumptions.assumeTrue(false, "refused as it should: " + e.getMessage());
-      }
-      reward = make("auto", path);
+      org.junit.jupiter.api.Assumptions.assumeTrue(io.grpo4j.rewards.sandbox.SandboxTestAccess.isRoot(),
+          "as another user auto without bubblewrap refuses (autoWithoutBubblewrapIsTheJailOrARefusal)");
+      reward = make("auto", pathWithoutBubblewrap());
       assertTrue(reward.sandbox().describe().startsWith("unshare jail"), reward.sandbox().describe());
     }
+  }
+
+  /** Without bubblewrap auto never runs anything weaker: the jail as root, else a refusal that names the fix. */
+  @org.junit.jupiter.api.Test
+  void autoWithoutBubblewrapIsTheJailOrARefusal() throws IOException {
+    String path = pathWithoutBubblewrap();
+    if (io.grpo4j.rewards.sandbox.SandboxTestAccess.isRoot()) {
+      try (CodeTestReward r = make("auto", path)) {
+        assertTrue(r.sandbox().describe().startsWith("unshare jail"), r.sandbox().describe());
+      }
+      return;
+    }
+    var e = org.junit.jupiter.api.Assertions.assertThrows(io.grpo4j.rewards.RewardConfigException.class,
+        () -> make("auto", path));
+    assertTrue(e.getMessage().contains("Install bubblewrap") && e.getMessage().contains("rlimit-only"),
+        e.getMessage());
   }
 
   /** The programs, run against whichever sandbox the nested class made. */

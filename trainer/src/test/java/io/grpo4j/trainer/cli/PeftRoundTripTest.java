@@ -2,17 +2,15 @@ package io.grpo4j.trainer.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.grpo4j.datasets.config.ConfigMap;
 import io.grpo4j.trainer.Fixtures;
+import io.grpo4j.trainer.PythonScripts;
 import io.grpo4j.trainer.config.TrainConfig;
 import io.grpo4j.trainer.grpo.GrpoTrainer;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
-import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -27,11 +25,7 @@ class PeftRoundTripTest {
 
   @Test
   void peftLoadsTheExportedAdapterWithTheSameLogits() throws Exception {
-    Path root = Path.of(System.getProperty("grpo.root", ".."));
-    String env = System.getenv("GRPO_PEFT_PYTHON");
-    Path python = env != null ? Path.of(env) : root.resolve(".test-resources/peft-venv/bin/python");
-    assumeTrue(Files.isExecutable(python), python + " is missing: scripts/setup-test-resources.sh builds it where"
-        + " pip has a local index (../shared/tools/py-venv)");
+    Path python = PythonScripts.python("GRPO_PEFT_PYTHON", "peft-venv");
     Path run = tmp.resolve("lora");
     Map<String, Object> y = LoraRunTest.config(4);
     try (GrpoTrainer t = GrpoTrainer.start(TrainConfig.parse(new ConfigMap("", y)), y, run)) {
@@ -49,15 +43,8 @@ class PeftRoundTripTest {
     var fwd = ModelCommandsTest.run("forward", "--model", peft.toString(), "--input", in.toString(), "--out",
         logits.toString());
     assertEquals(0, fwd.code(), fwd.err());
-    Path script = tmp.resolve("peft_check.py");
-    try (var s = getClass().getResourceAsStream("/lora/peft_check.py")) {
-      Files.write(script, s.readAllBytes());
-    }
-    Process p = new ProcessBuilder(python.toString(), script.toString(), Fixtures.model("tiny-qwen2").toString(),
-        peft.toString(), merged.toString(), logits.toString(), ids).redirectErrorStream(true).start();
-    assertTrue(p.waitFor(300, TimeUnit.SECONDS), "the PEFT check did not finish in 300 s");
-    String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-    assertEquals(0, p.exitValue(), out);
+    String out = PythonScripts.run(python, "/lora/peft_check.py", 300, Fixtures.model("tiny-qwen2").toString(),
+        peft.toString(), merged.toString(), logits.toString(), ids);
     assertTrue(out.contains("PEFT round trip passed"), out);
     System.out.println(out);
   }

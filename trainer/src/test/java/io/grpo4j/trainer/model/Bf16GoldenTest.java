@@ -55,48 +55,17 @@ class Bf16GoldenTest {
   @ParameterizedTest
   @ValueSource(strings = {"tiny-qwen2", "tiny-llama", "tiny-qwen3"})
   void logitsStayWithinAutocastsDistanceOfFloat32(String name) throws Exception {
-    Map<String, Tensor> exp = Fixtures.expected(name);
-    Tensor idsT = exp.get("batch_input_ids");
-    int b = (int) idsT.shape()[0];
-    int l = (int) idsT.shape()[1];
-    long[] maskFlat = exp.get("batch_attention_mask").toLongs();
-    int[][] mask = new int[b][l];
-    for (int i = 0; i < b; i++) {
-      for (int s = 0; s < l; s++) {
-        mask[i][s] = (int) maskFlat[i * l + s];
-      }
-    }
-    float[] want = exp.get("batch_logits").toFloats();
+    GoldenBatch batch = GoldenBatch.of(name);
     try (NDManager root = NDManager.newBaseManager();
         CausalLM model = HfCheckpoint.load(Fixtures.model(name), root.newSubManager());
         NDManager step = root.newSubManager()) {
       model.setPrecision(Precision.BF16);
-      long[][] pos = AttentionBias.positions(mask);
-      long[] flat = new long[b * l];
-      for (int i = 0; i < b; i++) {
-        System.arraycopy(pos[i], 0, flat, i * l, l);
-      }
-      NDArray logits = model.forward(step.create(idsT.toLongs(), new Shape(b, l)), step.create(flat, new Shape(b, l)),
-          AttentionBias.of(step, mask, l));
+      NDArray logits = batch.forward(model, step);
       assertEquals(DataType.FLOAT32, logits.getDataType());
-      float[] got = logits.toFloatArray();
-      int v = model.config().vocabSize();
-      double max = 0;
-      double sum = 0;
-      long n = 0;
-      for (int i = 0; i < b; i++) {
-        for (int s = 0; s < l; s++) {
-          if (mask[i][s] == 1) {
-            for (int j = 0; j < v; j++) {
-              int idx = (i * l + s) * v + j;
-              double d = Math.abs(want[idx] - got[idx]);
-              max = Math.max(max, d);
-              sum += d;
-              n++;
-            }
-          }
-        }
-      }
+      GoldenBatch.Diff d = batch.diff(logits.toFloatArray(), model.config().vocabSize());
+      double max = d.max();
+      double sum = d.sum();
+      long n = d.count();
       System.out.printf(Locale.ROOT, "%s bf16 vs float32 logits: max |diff| %.4f, mean %.5f (on %s)%n", name, max,
           sum / n, model.device());
       assertTrue(max <= 0.35, name + ": max |logit diff| " + max);

@@ -39,36 +39,19 @@ class CausalLMGoldenTest {
   @ParameterizedTest
   @ValueSource(strings = {"tiny-qwen2", "tiny-llama", "tiny-qwen3"})
   void batchLogitsMatchOnRealPositions(String name) throws Exception {
-    Map<String, Tensor> exp = Fixtures.expected(name);
-    Tensor idsT = exp.get("batch_input_ids");
-    int b = (int) idsT.shape()[0];
-    int l = (int) idsT.shape()[1];
-    long[] ids = idsT.toLongs();
-    long[] maskFlat = exp.get("batch_attention_mask").toLongs();
-    int[][] mask = new int[b][l];
-    for (int i = 0; i < b; i++) {
-      for (int s = 0; s < l; s++) {
-        mask[i][s] = (int) maskFlat[i * l + s];
-      }
-    }
-    float[] want = exp.get("batch_logits").toFloats();
+    GoldenBatch batch = GoldenBatch.of(name);
     try (NDManager root = NDManager.newBaseManager();
         CausalLM model = HfCheckpoint.load(Fixtures.model(name), root.newSubManager());
         NDManager step = root.newSubManager()) {
-      long[][] pos = AttentionBias.positions(mask);
-      NDArray logits = model.forward(
-          step.create(ids, new Shape(b, l)),
-          step.create(flatten(pos), new Shape(b, l)),
-          AttentionBias.of(step, mask, l));
-      float[] got = logits.toFloatArray();
+      float[] got = batch.forward(model, step).toFloatArray();
       int v = model.config().vocabSize();
       int compared = 0;
-      for (int i = 0; i < b; i++) {
-        for (int s = 0; s < l; s++) {
-          if (mask[i][s] == 1) {
+      for (int i = 0; i < batch.rows(); i++) {
+        for (int s = 0; s < batch.length(); s++) {
+          if (batch.mask()[i][s] == 1) {
             for (int j = 0; j < v; j++) {
-              int idx = (i * l + s) * v + j;
-              assertEquals(want[idx], got[idx], 1e-4, name + " batch_logits[" + i + "," + s + "," + j + "]");
+              int idx = (i * batch.length() + s) * v + j;
+              assertEquals(batch.want()[idx], got[idx], 1e-4, name + " batch_logits[" + i + "," + s + "," + j + "]");
               compared++;
             }
           }
@@ -128,20 +111,6 @@ class CausalLMGoldenTest {
     int[] m = new int[t];
     java.util.Arrays.fill(m, 1);
     return m;
-  }
-
-  static long[] flatten(long[][] a) {
-    int n = 0;
-    for (long[] r : a) {
-      n += r.length;
-    }
-    long[] out = new long[n];
-    int k = 0;
-    for (long[] r : a) {
-      System.arraycopy(r, 0, out, k, r.length);
-      k += r.length;
-    }
-    return out;
   }
 
   static void assertClose(float[] want, float[] got, double tol, String what) {

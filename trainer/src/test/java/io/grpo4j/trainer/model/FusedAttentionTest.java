@@ -62,18 +62,7 @@ class FusedAttentionTest {
   @ValueSource(strings = {"tiny-qwen2", "tiny-llama", "tiny-qwen3"})
   void fusedAttentionGivesTheGoldenLogitsAndTheSameGradients(String name) throws Exception {
     assumeTrue(NativeTorch.available(), "needs the PyTorch set up by scripts/setup-pytorch.sh");
-    Map<String, Tensor> exp = Fixtures.expected(name);
-    Tensor idsT = exp.get("batch_input_ids");
-    int b = (int) idsT.shape()[0];
-    int l = (int) idsT.shape()[1];
-    long[] maskFlat = exp.get("batch_attention_mask").toLongs();
-    int[][] mask = new int[b][l];
-    for (int i = 0; i < b; i++) {
-      for (int s = 0; s < l; s++) {
-        mask[i][s] = (int) maskFlat[i * l + s];
-      }
-    }
-    float[] want = exp.get("batch_logits").toFloats();
+    GoldenBatch batch = GoldenBatch.of(name);
     float[][] grads = new float[2][];
     for (int fused = 0; fused < 2; fused++) {
       try (NDManager root = NDManager.newBaseManager();
@@ -81,30 +70,12 @@ class FusedAttentionTest {
           NDManager step = root.newSubManager()) {
         model.setFusedAttention(fused == 1);
         model.setTrainable(true);
-        long[][] pos = AttentionBias.positions(mask);
-        long[] flat = new long[b * l];
-        for (int i = 0; i < b; i++) {
-          System.arraycopy(pos[i], 0, flat, i * l, l);
-        }
         try (GradientCollector gc = Engine.getInstance().newGradientCollector()) {
-          NDArray logits = model.forward(step.create(idsT.toLongs(), new Shape(b, l)),
-              step.create(flat, new Shape(b, l)), AttentionBias.of(step, mask, l));
-          float[] got = logits.toFloatArray();
-          int v = model.config().vocabSize();
-          double worst = 0;
-          for (int i = 0; i < b; i++) {
-            for (int s = 0; s < l; s++) {
-              if (mask[i][s] == 1) {
-                for (int j = 0; j < v; j++) {
-                  int idx = (i * l + s) * v + j;
-                  worst = Math.max(worst, Math.abs(want[idx] - got[idx]));
-                }
-              }
-            }
-          }
+          NDArray logits = batch.forward(model, step);
+          double worst = batch.diff(logits.toFloatArray(), model.config().vocabSize()).max();
           assertTrue(worst <= 1e-4, name + (fused == 1 ? " fused" : " matmul") + " attention: logits off by " + worst);
           // a loss over the real positions only (padding rows differ by design: uniform vs kernel-defined)
-          NDArray m = step.create(maskFlat, new Shape(b, l)).toType(ai.djl.ndarray.types.DataType.FLOAT32, false);
+          NDArray m = batch.maskArray(step);
           gc.backward(logits.square().mean(new int[] {-1}).mul(m).sum());
         }
         String p = "model.layers.0.self_attn.q_proj.weight";

@@ -126,11 +126,7 @@ class OpenAiFeaturesTest {
   }
 
   static long[] ids(JsonNode arr) {
-    long[] out = new long[arr.size()];
-    for (int i = 0; i < out.length; i++) {
-      out[i] = arr.get(i).asLong();
-    }
-    return out;
+    return InferenceServerTest.ids(arr);
   }
 
   @Test
