@@ -6,7 +6,9 @@
 #   scripts/gpu-bench.sh [OUT]        # default runs/gpu-bench; every figure also lands in OUT/*.json
 # PHASES picks parts (default "sample hf-generate train step memory"; "serve" adds grpo serve under load, "lora" LoRA
 # and gradient checkpointing on the 0.5B shape against PEFT, "big" GRPO steps on Qwen2.5-1.5B's shape (full
-# fine-tuning) and Qwen2.5-7B's (LoRA r 16 on every linear layer), random bf16 weights made by transformers); STEPS (default 500) sets the length of the memory run.
+# fine-tuning) and Qwen2.5-7B's (LoRA r 16 on every linear layer), random bf16 weights made by transformers; BIG picks
+# among "1.5b 7b"; "dp" data parallel over 2 GPUs with NCCL: GRPO steps with 1 rank and with 2 ranks of the same
+# per-rank batch); STEPS (default 500) sets the length of the memory run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-runs/gpu-bench}
@@ -88,7 +90,7 @@ shapes = {"qwen2.5-1.5b-shape": dict(hidden_size=1536, intermediate_size=8960, n
                                    tie_word_embeddings=False)}
 for name, kw in shapes.items():
     d = os.path.join(out, name)
-    if os.path.exists(os.path.join(d, "config.json")):
+    if name.split("-")[1] not in os.environ.get("BIG", "1.5b 7b").split() or os.path.exists(os.path.join(d, "config.json")):
         continue
     cfg = Qwen2Config(max_position_embeddings=32768, rope_theta=1e6, rms_norm_eps=1e-6, eos_token_id=2,
                       pad_token_id=0, bos_token_id=None, **kw)
@@ -103,9 +105,18 @@ for name, kw in shapes.items():
 PY
 B=(scripts/grpo bench train --device gpu --precision bf16 --prompts 8 --group 8 --new-tokens 512 --beta 0.04
   --steps 2 --warmup 1 --json --set training.minibatch_size=16)
-run big-1.5b-full "${B[@]}" --model "$out/qwen2.5-1.5b-shape"
-run big-7b-lora "${B[@]}" --model "$out/qwen2.5-7b-shape" --set "lora={r: 16, lora_alpha: 32, target_modules: all-linear}" \
+big=" ${BIG:-1.5b 7b} "
+[[ $big == *" 1.5b "* ]] && run big-1.5b-full "${B[@]}" --model "$out/qwen2.5-1.5b-shape"
+[[ $big == *" 7b "* ]] && run big-7b-lora "${B[@]}" --model "$out/qwen2.5-7b-shape" --set "lora={r: 16, lora_alpha: 32, target_modules: all-linear}" \
   --set training.gradient_checkpointing=true
+fi
+if [[ $phases == *" dp "* ]]; then
+# the same 8 prompts x 8 x 256 per rank on 1 and on 2 GPUs (NCCL), then a 16 x 8 x 256 step on one GPU for scale
+D=(scripts/grpo bench train --model "$M" --device gpu --precision bf16 --group 8 --new-tokens 256 --beta 0.04
+  --steps 5 --warmup 2 --json --set training.minibatch_size=64)
+run dp-1rank-8 "${D[@]}" --prompts 8
+run dp-2rank-16 "${D[@]}" --prompts 16 --nproc 2 --set distributed.backend=nccl
+run dp-1rank-16 "${D[@]}" --prompts 16
 fi
 if [[ $phases == *" memory "* ]]; then
 # GPU memory over a long run (smaller steps, so that the steps are many)

@@ -411,6 +411,8 @@ JNIEXPORT void JNICALL Java_io_grpo4j_trainer_device_NativeTorch_graphCapture(JN
   GRPO_TRY
   auto* g = reinterpret_cast<Graph*>(handle);
   g->stream->synchronize();
+  // capture_begin reads the current device's stream and pool: on gpu(1) the thread's current device is still 0
+  c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(g->device));
   // thread-local capture: other threads (reward workers) may still use CUDA meanwhile
   g->graph.capture_begin({0, 0}, cudaStreamCaptureModeThreadLocal);
   g->capturing = true;
@@ -423,6 +425,7 @@ JNIEXPORT void JNICALL Java_io_grpo4j_trainer_device_NativeTorch_graphEnd(JNIEnv
                                                                        jboolean ok) {
 #ifdef GRPO4J_CUDA
   auto* g = reinterpret_cast<Graph*>(handle);
+  c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(g->device));
   std::string error;
   if (g->capturing) {
     g->capturing = false;

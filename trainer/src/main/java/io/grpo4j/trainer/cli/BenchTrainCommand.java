@@ -3,6 +3,8 @@ package io.grpo4j.trainer.cli;
 import io.grpo4j.datasets.config.ConfigMap;
 import io.grpo4j.trainer.config.ConfigFiles;
 import io.grpo4j.trainer.config.TrainConfig;
+import io.grpo4j.trainer.distributed.DistributedEnv;
+import io.grpo4j.trainer.distributed.Launcher;
 import io.grpo4j.trainer.grpo.GrpoTrainer;
 import io.grpo4j.trainer.model.AtomicFiles;
 import java.nio.file.Files;
@@ -61,8 +63,37 @@ public final class BenchTrainCommand implements Callable<Integer> {
   @Option(names = "--json", description = "End with one JSON object of the figures.")
   boolean json;
 
+  @Option(names = "--nproc", defaultValue = "1", description = {"Data-parallel ranks on this host, as grpo train"
+      + " --nproc (one GPU each with --device gpu); --prompts is the total over the ranks. Rank 0 prints the figures,"
+      + " tokens/s summed over the ranks (default: ${DEFAULT-VALUE})."})
+  int nproc;
+
+  @picocli.CommandLine.Spec
+  picocli.CommandLine.Model.CommandSpec spec;
+
   @Override
   public Integer call() throws Exception {
+    DistributedEnv env = DistributedEnv.fromEnv();
+    if (nproc < 1) {
+      throw new UserError("--nproc must be >= 1, got " + nproc);
+    }
+    if (nproc > 1) {
+      if (env.distributed()) {
+        throw new UserError("--nproc " + nproc + " inside a rank of a distributed run (WORLD_SIZE is set)");
+      }
+      List<String> args = new ArrayList<>();
+      List<String> given = spec.commandLine().getParseResult().originalArgs(); // from "bench train" on
+      for (int i = 0; i < given.size(); i++) {
+        String a = given.get(i);
+        if (a.equals("--nproc")) {
+          i++;
+        } else if (!a.startsWith("--nproc=")) {
+          args.add(a);
+        }
+      }
+      return Launcher.run(nproc, GrpoCli.class.getName(), args, System.err);
+    }
+    int world = env.worldSize();
     Map<String, Object> y;
     if (config != null) {
       y = ConfigFiles.read(config);
@@ -102,11 +133,12 @@ public final class BenchTrainCommand implements Callable<Integer> {
       }
       double rssWarm = ProcessMemory.rssMb();
       String[] phases = {"time/sampling_s", "time/rewards_s", "time/old_ref_logps_s", "time/forward_backward_s",
-          "time/optimizer_s"};
+          "time/optimizer_s", "time/allreduce_s"};
       double[] sums = new double[phases.length];
       double total = 0;
       double sampleTok = 0;
       double trainTok = 0;
+      double stepTrainTokens = 0; // tokens trained by this rank over the timed steps
       for (int i = 0; i < steps; i++) {
         Map<String, Object> m = t.step();
         for (int k = 0; k < phases.length; k++) {
@@ -114,22 +146,39 @@ public final class BenchTrainCommand implements Callable<Integer> {
         }
         total += ((Number) m.get("step_time_s")).doubleValue();
         sampleTok += ((Number) m.get("sampling_tokens_per_s")).doubleValue();
-        trainTok += ((Number) m.get("training_tokens_per_s")).doubleValue();
+        double tps = ((Number) m.get("training_tokens_per_s")).doubleValue();
+        trainTok += tps;
+        stepTrainTokens += tps * ((Number) m.get("time/forward_backward_s")).doubleValue();
       }
       double rssEnd = ProcessMemory.rssMb();
+      if (!env.leader()) {
+        return 0; // rank 0 prints the run's figures
+      }
       System.out.printf(Locale.ROOT, "%d GRPO steps of %d prompts x %d completions x %d tokens: %.3f s per step%n",
           steps, cfg.grpo().promptsPerStep(), cfg.grpo().groupSize(), cfg.sampling().maxCompletionLength(),
           total / steps);
-      String[] names = {"sampling", "rewards", "old/ref log-probs", "forward+backward", "optimizer"};
+      String[] names = {"sampling", "rewards", "old/ref log-probs", "forward+backward", "optimizer",
+          "(all-reduce)"};
       double accounted = 0;
       for (int k = 0; k < phases.length; k++) {
-        accounted += sums[k];
+        accounted += k == phases.length - 1 ? 0 : sums[k]; // the all-reduce is part of the optimizer phase
         System.out.printf(Locale.ROOT, "  %-18s %6.1f%%  %.4f s/step%n", names[k], 100 * sums[k] / total,
             sums[k] / steps);
       }
       System.out.printf(Locale.ROOT, "  %-18s %6.1f%%%n", "other", 100 * (total - accounted) / total);
-      System.out.printf(Locale.ROOT, "sampling %.0f tokens/s, training %.0f tokens/s; RSS after warm-up %.0f MB, end %.0f MB%n",
-          sampleTok / steps, trainTok / steps, rssWarm, rssEnd);
+      // each rank samples and trains its share at the same pace (a step ends at the all-reduce), so the run's
+      // tokens/s is one rank's times the world size; the training phase counts old/ref log-probs, forward+backward
+      // and the optimizer with its all-reduce
+      double phaseTokPerS = world * stepTrainTokens / (sums[2] + sums[3] + sums[4]);
+      sampleTok *= world;
+      trainTok *= world;
+      if (world > 1) {
+        System.out.printf(Locale.ROOT, "%d ranks, %d prompts each; all-reduce %.4f s a step%n", world,
+            cfg.grpo().promptsPerStep() / world, sums[5] / steps);
+      }
+      System.out.printf(Locale.ROOT, "sampling %.0f tokens/s, training %.0f tokens/s (forward+backward), training phase"
+          + " %.0f tokens/s; RSS after warm-up %.0f MB, end %.0f MB%n", sampleTok / steps, trainTok / steps,
+          phaseTokPerS, rssWarm, rssEnd);
       Map<String, Object> last = t.lastMetrics();
       if (last.containsKey("gpu_mem_peak_mb")) {
         System.out.printf(Locale.ROOT, "GPU memory: %s MB allocated after the last step, its peak %s MB, reserved %s MB%n",
@@ -144,6 +193,8 @@ public final class BenchTrainCommand implements Callable<Integer> {
         }
         out.put("sampling_tokens_per_s", sampleTok / steps);
         out.put("training_tokens_per_s", trainTok / steps);
+        out.put("training_phase_tokens_per_s", phaseTokPerS);
+        out.put("world_size", world);
         out.put("rss_after_warmup_mb", rssWarm);
         out.put("rss_end_mb", rssEnd);
         out.put("steps", steps);

@@ -413,7 +413,8 @@ public final class GrpoTrainer implements AutoCloseable {
             "training.minibatch_size (now " + (cfg.training().minibatchSize() <= 0 ? "0 = all rows at once"
                 : cfg.training().minibatchSize()) + "), sampling.max_completion_length (now "
             + cfg.sampling().maxCompletionLength() + ") or grpo.group_size (now " + g.groupSize()
-            + "), or train in precision bf16");
+            + ")" + (policy.precision().configName().equals("bf16") ? "" : ", or train in precision bf16")
+            + (cfg.training().gradientCheckpointing() ? "" : ", or set training.gradient_checkpointing: true"));
       }
       consecutiveSkips = u.skipped() ? consecutiveSkips + 1 : 0;
     }

@@ -44,8 +44,9 @@ public final class Runtime {
   public static Device device(String name) {
     String n = name.trim().toLowerCase();
     if (n.startsWith("cuda")) {
-      n = "gpu" + (n.contains(":") ? "(" + n.substring(n.indexOf(':') + 1) + ")" : "");
+      n = "gpu" + (n.contains(":") ? n.substring(n.indexOf(':') + 1) : "");
     }
+    n = n.replaceFirst("^gpu\\((\\d+)\\)$", "gpu$1"); // DJL's fromName reads "gpu1", not the "gpu(1)" it prints
     Device d;
     try {
       d = Device.fromName(n);

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import ai.djl.Device;
 import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.grpo4j.datasets.config.ConfigMap;
@@ -79,6 +80,28 @@ class CudaTest {
       System.out.println("GPU memory allocated after sampling calls 1, 10, 30: " + allocated[0] + ", " + allocated[9]
           + ", " + allocated[29] + " bytes");
       assertEquals(allocated[4], allocated[29], "memory after call 5 and call 30");
+    }
+  }
+
+  /** A data-parallel rank on gpu(1) captures there while the thread's current CUDA device is still 0. */
+  @Test
+  void graphsCaptureAndReplayOnASecondGpu() {
+    assumeTrue(Engine.getInstance().getGpuCount() > 1, "needs two GPUs");
+    Device second = Device.gpu(1);
+    try (NDManager m = NDManager.newBaseManager(second); CudaGraph g = CudaGraph.open(second)) {
+      NDArray x = m.create(new float[] {1, 2, 3});
+      NDArray two = m.create(2f); // constants go up before the capture: no host copies while recording
+      NDArray one = m.create(1f);
+      x.mul(two).add(one).close(); // warm-up on the capture stream
+      g.capture();
+      NDArray y = x.mul(two).add(one); // recorded, not run
+      g.end();
+      x.muli(m.create(10f)); // new input, in place
+      g.replay();
+      assertArrayEquals(new float[] {21, 41, 61}, y.toFloatArray());
+      x.addi(one);
+      g.replay();
+      assertArrayEquals(new float[] {23, 43, 63}, y.toFloatArray());
     }
   }
 
