@@ -233,19 +233,13 @@ public final class ContinuousBatcher implements AutoCloseable {
       length = lp;
     } else {
       int target = Math.max(length, lp);
-      if (length < target) {
-        cache.padLeft(target - length);
-        for (Row r : active) {
-          r.keyMask = leftPad(r.keyMask, target - length);
-        }
+      for (Row r : active) {
+        r.keyMask = leftPad(r.keyMask, target - length);
       }
-      if (lp < target) {
-        fresh.padLeft(target - lp);
-        for (Row r : rows) {
-          r.keyMask = leftPad(r.keyMask, target - lp);
-        }
+      for (Row r : rows) {
+        r.keyMask = leftPad(r.keyMask, target - lp);
       }
-      cache.appendRows(fresh);
+      cache.appendRows(fresh); // both sides aligned on the right, the shorter padded on the left
       fresh.close();
       length = target;
     }
@@ -253,6 +247,9 @@ public final class ContinuousBatcher implements AutoCloseable {
   }
 
   private static int[] leftPad(int[] mask, int by) {
+    if (by == 0) {
+      return mask;
+    }
     int[] out = new int[mask.length + by];
     System.arraycopy(mask, 0, out, by, mask.length);
     return out;

@@ -5,17 +5,26 @@ import ai.djl.ndarray.NDManager;
 
 /**
  * Keys and values of every layer for the tokens seen so far, so that decoding one more token costs one position,
- * not the whole sequence. Arrays live in the manager of the decoding step that owns the cache.
+ * not the whole sequence. Each layer's keys and values live in a buffer with room to grow (doubling when full):
+ * a step writes its positions in place and attention reads a view of the filled part, instead of concatenating
+ * (copying the whole cache every step, which at 64 rows and 80 positions is most of a small model's step). Arrays
+ * live in the manager of the decoding step that owns the cache.
  */
 public final class KvCache implements KvStore, AutoCloseable {
-  private final NDArray[] keys; // per layer: (B, kv_heads, T_past, head_dim)
-  private final NDArray[] values; // per layer: (B, kv_heads, T_past, head_dim)
+  private final NDArray[] keyBuffers; // per layer: (B, kv_heads, capacity, head_dim)
+  private final NDArray[] valueBuffers;
+  private final NDArray[] keys; // per layer: the filled part of the buffer, (B, kv_heads, T_past, head_dim)
+  private final NDArray[] values;
+  private final int[] filled; // per layer: T_past
   private final NDManager owner; // where the cache's arrays live between decoding steps
   private int length; // T_past
 
   public KvCache(int layers, NDManager owner) {
+    keyBuffers = new NDArray[layers];
+    valueBuffers = new NDArray[layers];
     keys = new NDArray[layers];
     values = new NDArray[layers];
+    filled = new int[layers];
     this.owner = owner;
   }
 
@@ -33,26 +42,94 @@ public final class KvCache implements KvStore, AutoCloseable {
     return length;
   }
 
-  /** Appends this step's keys/values of {@code layer} and returns the full (past + new) ones. */
+  /** Writes this step's keys/values of {@code layer} after the past ones and returns the full (past + new) ones. */
   @Override
   public NDArray[] append(int layer, NDArray k, NDArray v) {
-    NDArray fullK = keys[layer] == null ? k : keys[layer].concat(k, 2);
-    NDArray fullV = values[layer] == null ? v : values[layer].concat(v, 2);
-    if (keys[layer] != null && keys[layer] != k) {
-      keys[layer].close();
-      values[layer].close();
+    int t = (int) k.getShape().get(2);
+    if (keys[layer] == null) {
+      // a prefill: its own arrays are the first buffer (room comes with the first growth)
+      k.attach(owner);
+      v.attach(owner);
+      set(layer, k, v, t);
+    } else {
+      int past = filled[layer];
+      if (past + t > keyBuffers[layer].getShape().get(2)) {
+        grow(layer, past + t);
+      }
+      ai.djl.ndarray.index.NDIndex at = positions(past, past + t);
+      keyBuffers[layer].set(at, k);
+      valueBuffers[layer].set(at, v);
       k.close();
       v.close();
+      closeViews(layer);
+      ai.djl.ndarray.index.NDIndex upTo = positions(0, past + t);
+      keys[layer] = keyBuffers[layer].get(upTo);
+      values[layer] = valueBuffers[layer].get(upTo);
+      keys[layer].attach(owner);
+      values[layer].attach(owner);
+      filled[layer] = past + t;
     }
-    // the new arrays were made in the step's manager; keep them alive past the step
-    fullK.attach(owner);
-    fullV.attach(owner);
-    keys[layer] = fullK;
-    values[layer] = fullV;
     if (layer == keys.length - 1) {
-      length = (int) fullK.getShape().get(2);
+      length = filled[layer];
     }
-    return new NDArray[] {fullK, fullV};
+    return new NDArray[] {keys[layer], values[layer]};
+  }
+
+  /**
+   * Positions [from, to) of every row and head, built directly: a decoding step makes four of these per layer, and
+   * parsing an index string costs more than the copy it saves on a small batch.
+   */
+  private static ai.djl.ndarray.index.NDIndex positions(long from, long to) {
+    return new ai.djl.ndarray.index.NDIndex().addAllDim(2).addSliceDim(from, to);
+  }
+
+  /** New buffers of at least {@code need} positions (twice the old room), holding the filled part. */
+  private void grow(int layer, int need) {
+    ai.djl.ndarray.types.Shape s = keys[layer].getShape();
+    long room = Math.max(need, 2 * keyBuffers[layer].getShape().get(2));
+    ai.djl.ndarray.types.Shape shape = new ai.djl.ndarray.types.Shape(s.get(0), s.get(1), room, s.get(3));
+    NDArray kb = owner.zeros(shape, keys[layer].getDataType());
+    NDArray vb = owner.zeros(shape, values[layer].getDataType());
+    ai.djl.ndarray.index.NDIndex head = positions(0, filled[layer]);
+    kb.set(head, keys[layer]);
+    vb.set(head, values[layer]);
+    int t = filled[layer];
+    closeLayer(layer);
+    keyBuffers[layer] = kb;
+    valueBuffers[layer] = vb;
+    keys[layer] = kb.get(head);
+    values[layer] = vb.get(head);
+    keys[layer].attach(owner);
+    values[layer].attach(owner);
+    filled[layer] = t;
+  }
+
+  /** Makes {@code k}/{@code v} (owned by the cache, exactly {@code t} positions) the layer's buffer and contents. */
+  private void set(int layer, NDArray k, NDArray v, int t) {
+    keyBuffers[layer] = k;
+    valueBuffers[layer] = v;
+    keys[layer] = k;
+    values[layer] = v;
+    filled[layer] = t;
+  }
+
+  private void closeViews(int layer) {
+    if (keys[layer] != null && keys[layer] != keyBuffers[layer]) {
+      keys[layer].close();
+      values[layer].close();
+    }
+  }
+
+  private void closeLayer(int layer) {
+    closeViews(layer);
+    if (keyBuffers[layer] != null) {
+      keyBuffers[layer].close();
+      valueBuffers[layer].close();
+    }
+    keyBuffers[layer] = null;
+    valueBuffers[layer] = null;
+    keys[layer] = null;
+    values[layer] = null;
   }
 
   /**
@@ -60,52 +137,82 @@ public final class KvCache implements KvStore, AutoCloseable {
    * completions shares its prompt's prefill instead of recomputing it G times.
    */
   public void repeatRows(int times) {
-    for (int l = 0; l < keys.length; l++) {
-      if (keys[l] != null) {
-        NDArray k = keys[l].repeat(0, times);
-        NDArray v = values[l].repeat(0, times);
-        keys[l].close();
-        values[l].close();
-        keys[l] = k;
-        values[l] = v;
-      }
-    }
+    replaceEach(l -> keys[l].repeat(0, times), l -> values[l].repeat(0, times));
   }
 
-  /** Adds {@code n} positions on the left of every row (zeros; the attention mask must hide them). */
-  public void padLeft(int n) {
-    for (int l = 0; l < keys.length; l++) {
-      if (keys[l] != null) {
-        keys[l] = padded(keys[l], n);
-        values[l] = padded(values[l], n);
-      }
-    }
-    length += n;
-  }
-
-  private NDArray padded(NDArray a, int n) {
-    ai.djl.ndarray.types.Shape s = a.getShape();
-    try (NDArray z = owner.zeros(new ai.djl.ndarray.types.Shape(s.get(0), s.get(1), n, s.get(3)), a.getDataType())) {
-      NDArray out = z.concat(a, 2);
-      out.attach(owner);
-      a.close();
-      return out;
-    }
-  }
-
-  /** Appends another cache's rows (same length and layers) below this one's. */
+  /**
+   * Appends another cache's rows (same layers) below this one's, both aligned on the right: the shorter one gets
+   * zero positions on its left, which the attention mask must hide. One copy into buffers with room to grow.
+   */
   public void appendRows(KvCache other) {
-    replaceEach(l -> keys[l].concat(other.keys[l], 0), l -> values[l].concat(other.values[l], 0));
+    int len = Math.max(length, other.length);
+    for (int l = 0; l < keys.length; l++) {
+      if (keys[l] == null) {
+        continue;
+      }
+      NDArray[] mine = {keys[l], values[l]};
+      NDArray[] theirs = {other.keys[l], other.values[l]};
+      NDArray[] merged = new NDArray[2];
+      long b1 = mine[0].getShape().get(0);
+      for (int kv = 0; kv < 2; kv++) {
+        ai.djl.ndarray.types.Shape s = mine[kv].getShape();
+        long rows = b1 + theirs[kv].getShape().get(0);
+        merged[kv] = owner.zeros(new ai.djl.ndarray.types.Shape(rows, s.get(1), 2L * len, s.get(3)),
+            mine[kv].getDataType());
+        merged[kv].set(new ai.djl.ndarray.index.NDIndex("0:{}, :, {}:{}", b1, len - length, len), mine[kv]);
+        merged[kv].set(new ai.djl.ndarray.index.NDIndex("{}:, :, {}:{}", b1, len - other.length, len), theirs[kv]);
+      }
+      closeLayer(l);
+      keyBuffers[l] = merged[0];
+      valueBuffers[l] = merged[1];
+      ai.djl.ndarray.index.NDIndex upTo = positions(0, len);
+      keys[l] = merged[0].get(upTo);
+      values[l] = merged[1].get(upTo);
+      keys[l].attach(owner);
+      values[l].attach(owner);
+      filled[l] = len;
+    }
+    length = len;
   }
 
   /** Drops the first {@code n} positions of every row (no row attends to them any more). */
   public void trimLeft(int n) {
     ai.djl.ndarray.index.NDIndex rest = new ai.djl.ndarray.index.NDIndex(":, :, {}:", n);
-    replaceEach(l -> keys[l].get(rest), l -> values[l].get(rest));
-    length -= n;
+    rebuffer(b -> b.get(rest), n); // a view: the room on the right stays
   }
 
-  /** Replaces every layer's keys and values by what the functions make of them, freeing the old arrays. */
+  /**
+   * Replaces every layer's buffers by {@code f} of them (same room, {@code dropped} fewer filled positions on the
+   * left), keeping their spare room so that the next step writes in place instead of growing them again.
+   */
+  private void rebuffer(java.util.function.UnaryOperator<NDArray> f, int dropped) {
+    for (int l = 0; l < keys.length; l++) {
+      if (keys[l] != null) {
+        NDArray kb = f.apply(keyBuffers[l]);
+        NDArray vb = f.apply(valueBuffers[l]);
+        kb.attach(owner);
+        vb.attach(owner);
+        int t = filled[l] - dropped;
+        closeLayer(l);
+        keyBuffers[l] = kb;
+        valueBuffers[l] = vb;
+        ai.djl.ndarray.index.NDIndex upTo = positions(0, t);
+        keys[l] = kb.get(upTo);
+        values[l] = vb.get(upTo);
+        keys[l].attach(owner);
+        values[l].attach(owner);
+        filled[l] = t;
+        if (l == keys.length - 1) {
+          length = t;
+        }
+      }
+    }
+  }
+
+  /**
+   * Replaces every layer's keys and values by what the functions make of them (new arrays, or views that keep the
+   * old storage alive), freeing the old arrays; the results become the buffers, with no spare room.
+   */
   private void replaceEach(java.util.function.IntFunction<NDArray> newKeys,
       java.util.function.IntFunction<NDArray> newValues) {
     for (int l = 0; l < keys.length; l++) {
@@ -114,10 +221,11 @@ public final class KvCache implements KvStore, AutoCloseable {
         NDArray v = newValues.apply(l);
         k.attach(owner);
         v.attach(owner);
-        keys[l].close();
-        values[l].close();
-        keys[l] = k;
-        values[l] = v;
+        closeLayer(l);
+        set(l, k, v, (int) k.getShape().get(2));
+        if (l == keys.length - 1) {
+          length = filled[l];
+        }
       }
     }
   }
@@ -125,28 +233,14 @@ public final class KvCache implements KvStore, AutoCloseable {
   @Override
   public void close() {
     for (int l = 0; l < keys.length; l++) {
-      if (keys[l] != null) {
-        keys[l].close();
-        values[l].close();
-        keys[l] = null;
-        values[l] = null;
-      }
+      closeLayer(l);
     }
   }
 
   /** Keeps only the given rows (finished sequences drop out of the batch). */
   public void selectRows(long[] rows) {
     try (NDArray idx = owner.create(rows)) {
-      for (int l = 0; l < keys.length; l++) {
-        if (keys[l] != null) {
-          NDArray k = keys[l].get(idx);
-          NDArray v = values[l].get(idx);
-          keys[l].close();
-          values[l].close();
-          keys[l] = k;
-          values[l] = v;
-        }
-      }
+      rebuffer(b -> b.get(idx), 0);
     }
   }
 }

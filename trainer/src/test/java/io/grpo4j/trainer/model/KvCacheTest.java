@@ -1,11 +1,14 @@
 package io.grpo4j.trainer.model;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import io.grpo4j.trainer.Fixtures;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -71,6 +74,91 @@ class KvCacheTest {
       // shows as a few ulps (measured: 1.1e-5 absolute on logits up to 5.6 for tiny-qwen2, 2e-6 relative)
       assertTrue(worst <= 1e-5 * Math.max(1, largest), name + ": KV-cache logits differ from the full forward by "
           + worst);
+    }
+  }
+
+  /**
+   * The cache writes into buffers with spare room; every edit the batchers make (rows dropped, repeated or added,
+   * positions trimmed or padded on the left) must leave exactly what concatenating arrays would hold.
+   */
+  @Test
+  void bufferedCacheHoldsWhatConcatenationWould() {
+    try (NDManager m = NDManager.newBaseManager()) {
+      KvCache cache = new KvCache(2, m);
+      NDArray[][] ref = new NDArray[2][2]; // per layer: the keys and values a plain concatenation gives
+      java.util.Random rnd = new java.util.Random(7);
+      java.util.function.BiFunction<Long, Integer, NDArray> fresh = (rows, t) -> {
+        float[] x = new float[(int) (rows * 2 * t * 3)];
+        for (int i = 0; i < x.length; i++) {
+          x[i] = rnd.nextInt(1000);
+        }
+        return m.create(x, new Shape(rows, 2, t, 3));
+      };
+      Runnable check = () -> {
+        for (int l = 0; l < 2; l++) {
+          assertArrayEquals(ref[l][0].toFloatArray(), cache.keys(l).toFloatArray(), "layer " + l + " keys");
+          assertArrayEquals(ref[l][1].toFloatArray(), cache.values(l).toFloatArray(), "layer " + l + " values");
+        }
+        assertEquals(ref[0][0].getShape().get(2), cache.length());
+      };
+      java.util.function.Consumer<Integer> step = t -> {
+        for (int l = 0; l < 2; l++) {
+          long rows = ref[l][0] == null ? 3 : ref[l][0].getShape().get(0);
+          NDArray k = fresh.apply(rows, t);
+          NDArray v = fresh.apply(rows, t);
+          ref[l][0] = ref[l][0] == null ? k.duplicate() : ref[l][0].concat(k, 2);
+          ref[l][1] = ref[l][1] == null ? v.duplicate() : ref[l][1].concat(v, 2);
+          NDArray[] kv = cache.append(l, k, v);
+          assertArrayEquals(ref[l][0].toFloatArray(), kv[0].toFloatArray(), "layer " + l + " keys returned");
+          assertArrayEquals(ref[l][1].toFloatArray(), kv[1].toFloatArray(), "layer " + l + " values returned");
+        }
+        check.run();
+      };
+      java.util.function.UnaryOperator<java.util.function.UnaryOperator<NDArray>> edit = f -> {
+        for (int l = 0; l < 2; l++) {
+          ref[l][0] = f.apply(ref[l][0]);
+          ref[l][1] = f.apply(ref[l][1]);
+        }
+        return f;
+      };
+      step.accept(5); // a prefill, then decoding steps past two growths
+      for (int i = 0; i < 12; i++) {
+        step.accept(1);
+      }
+      long[] keep = {2, 0};
+      cache.selectRows(keep);
+      edit.apply(a -> a.get(m.create(keep)));
+      check.run();
+      step.accept(1); // written in the room the selection kept
+      cache.trimLeft(4);
+      edit.apply(a -> a.get(":, :, 4:"));
+      check.run();
+      step.accept(1);
+      cache.repeatRows(2);
+      edit.apply(a -> a.repeat(0, 2));
+      check.run();
+      // rows of a shorter cache, then of a longer one: the shorter side is padded with zeros on the left
+      for (int extra : new int[] {-3, 2}) {
+        KvCache other = new KvCache(2, m);
+        for (int l = 0; l < 2; l++) {
+          long len = ref[l][0].getShape().get(2);
+          long rows = ref[l][0].getShape().get(0);
+          NDArray k = fresh.apply(1L, (int) len + extra);
+          NDArray v = fresh.apply(1L, (int) len + extra);
+          ref[l][0] = extra < 0 ? ref[l][0].concat(m.zeros(new Shape(1, 2, -extra, 3)).concat(k, 2), 0)
+              : m.zeros(new Shape(rows, 2, extra, 3)).concat(ref[l][0], 2).concat(k, 0);
+          ref[l][1] = extra < 0 ? ref[l][1].concat(m.zeros(new Shape(1, 2, -extra, 3)).concat(v, 2), 0)
+              : m.zeros(new Shape(rows, 2, extra, 3)).concat(ref[l][1], 2).concat(v, 0);
+          other.append(l, k, v);
+        }
+        cache.appendRows(other);
+        other.close();
+        check.run();
+        step.accept(1);
+      }
+      step.accept(1);
+      step.accept(1);
+      cache.close();
     }
   }
 }
