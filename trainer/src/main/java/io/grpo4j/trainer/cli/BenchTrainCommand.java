@@ -166,18 +166,18 @@ public final class BenchTrainCommand implements Callable<Integer> {
             sums[k] / steps);
       }
       System.out.printf(Locale.ROOT, "  %-18s %6.1f%%%n", "other", 100 * (total - accounted) / total);
-      // each rank samples and trains its share at the same pace (a step ends at the all-reduce), so the run's
-      // tokens/s is one rank's times the world size; the training phase counts old/ref log-probs, forward+backward
-      // and the optimizer with its all-reduce
+      // the sampled token count in the metrics is already summed over the ranks; the trained one is this rank's, and
+      // every rank trains its share at the same pace (a step ends at the all-reduce), so the run's training tokens/s
+      // is one rank's times the world size. The training phase counts old/ref log-probs, forward+backward and the
+      // optimizer with its all-reduce
       double phaseTokPerS = world * stepTrainTokens / (sums[2] + sums[3] + sums[4]);
-      sampleTok *= world;
       trainTok *= world;
       if (world > 1) {
         System.out.printf(Locale.ROOT, "%d ranks, %d prompts each; all-reduce %.4f s a step%n", world,
             cfg.grpo().promptsPerStep() / world, sums[5] / steps);
       }
-      System.out.printf(Locale.ROOT, "sampling %.0f tokens/s, training %.0f tokens/s (forward+backward), training phase"
-          + " %.0f tokens/s; RSS after warm-up %.0f MB, end %.0f MB%n", sampleTok / steps, trainTok / steps,
+      System.out.printf(Locale.ROOT, "sampling %.0f tokens/s, training %.0f tokens/s (forward+backward),"
+          + " training phase %.0f tokens/s; RSS after warm-up %.0f MB, end %.0f MB%n", sampleTok / steps, trainTok / steps,
           phaseTokPerS, rssWarm, rssEnd);
       Map<String, Object> last = t.lastMetrics();
       if (last.containsKey("gpu_mem_peak_mb")) {

@@ -114,9 +114,11 @@ public final class Launcher {
         ranks.get(0).waitFor(200, TimeUnit.MILLISECONDS);
       }
       if (failed >= 0) {
-        err.println("grpo train --nproc " + nproc + ": rank " + failed + " exited with code " + code
-            + describe(code) + "; stopping the other ranks. The run folder keeps its last complete checkpoint:"
-            + " continue with grpo train --resume RUN_DIR [--nproc N]");
+        boolean bench = !args.isEmpty() && args.get(0).equals("bench");
+        err.println((bench ? "grpo bench train" : "grpo train") + " --nproc " + nproc + ": rank " + failed
+            + " exited with code " + code + describe(code) + "; stopping the other ranks."
+            + (bench ? "" : " The run folder keeps its last complete checkpoint: continue with grpo train --resume"
+                + " RUN_DIR [--nproc N]"));
         for (Process p : ranks) {
           p.destroy();
         }

@@ -50,7 +50,7 @@ public final class KvCache implements KvStore, AutoCloseable {
       // a prefill: its own arrays are the first buffer (room comes with the first growth)
       k.attach(owner);
       v.attach(owner);
-      set(layer, k, v, t);
+      useBuffers(layer, k, v, t);
     } else {
       int past = filled[layer];
       if (past + t > keyBuffers[layer].getShape().get(2)) {
@@ -62,15 +62,7 @@ public final class KvCache implements KvStore, AutoCloseable {
       k.close();
       v.close();
       closeViews(layer);
-      ai.djl.ndarray.index.NDIndex upTo = positions(0, past + t);
-      keys[layer] = keyBuffers[layer].get(upTo);
-      values[layer] = valueBuffers[layer].get(upTo);
-      keys[layer].attach(owner);
-      values[layer].attach(owner);
-      filled[layer] = past + t;
-    }
-    if (layer == keys.length - 1) {
-      length = filled[layer];
+      useBuffers(layer, keyBuffers[layer], valueBuffers[layer], past + t);
     }
     return new NDArray[] {keys[layer], values[layer]};
   }
@@ -95,22 +87,30 @@ public final class KvCache implements KvStore, AutoCloseable {
     vb.set(head, values[layer]);
     int t = filled[layer];
     closeLayer(layer);
-    keyBuffers[layer] = kb;
-    valueBuffers[layer] = vb;
-    keys[layer] = kb.get(head);
-    values[layer] = vb.get(head);
-    keys[layer].attach(owner);
-    values[layer].attach(owner);
-    filled[layer] = t;
+    useBuffers(layer, kb, vb, t);
   }
 
-  /** Makes {@code k}/{@code v} (owned by the cache, exactly {@code t} positions) the layer's buffer and contents. */
-  private void set(int layer, NDArray k, NDArray v, int t) {
-    keyBuffers[layer] = k;
-    valueBuffers[layer] = v;
-    keys[layer] = k;
-    values[layer] = v;
+  /**
+   * Makes {@code kb}/{@code vb} (owned by the cache) the layer's buffers and their first {@code t} positions its keys
+   * and values.
+   */
+  private void useBuffers(int layer, NDArray kb, NDArray vb, int t) {
+    keyBuffers[layer] = kb;
+    valueBuffers[layer] = vb;
+    if (kb.getShape().get(2) == t) {
+      keys[layer] = kb;
+      values[layer] = vb;
+    } else {
+      ai.djl.ndarray.index.NDIndex upTo = positions(0, t);
+      keys[layer] = kb.get(upTo);
+      values[layer] = vb.get(upTo);
+      keys[layer].attach(owner);
+      values[layer].attach(owner);
+    }
     filled[layer] = t;
+    if (layer == keys.length - 1) {
+      length = t;
+    }
   }
 
   private void closeViews(int layer) {
@@ -163,14 +163,7 @@ public final class KvCache implements KvStore, AutoCloseable {
         merged[kv].set(new ai.djl.ndarray.index.NDIndex("{}:, :, {}:{}", b1, len - other.length, len), theirs[kv]);
       }
       closeLayer(l);
-      keyBuffers[l] = merged[0];
-      valueBuffers[l] = merged[1];
-      ai.djl.ndarray.index.NDIndex upTo = positions(0, len);
-      keys[l] = merged[0].get(upTo);
-      values[l] = merged[1].get(upTo);
-      keys[l].attach(owner);
-      values[l].attach(owner);
-      filled[l] = len;
+      useBuffers(l, merged[0], merged[1], len);
     }
     length = len;
   }
@@ -194,17 +187,7 @@ public final class KvCache implements KvStore, AutoCloseable {
         vb.attach(owner);
         int t = filled[l] - dropped;
         closeLayer(l);
-        keyBuffers[l] = kb;
-        valueBuffers[l] = vb;
-        ai.djl.ndarray.index.NDIndex upTo = positions(0, t);
-        keys[l] = kb.get(upTo);
-        values[l] = vb.get(upTo);
-        keys[l].attach(owner);
-        values[l].attach(owner);
-        filled[l] = t;
-        if (l == keys.length - 1) {
-          length = t;
-        }
+        useBuffers(l, kb, vb, t);
       }
     }
   }
@@ -222,10 +205,7 @@ public final class KvCache implements KvStore, AutoCloseable {
         k.attach(owner);
         v.attach(owner);
         closeLayer(l);
-        set(l, k, v, (int) k.getShape().get(2));
-        if (l == keys.length - 1) {
-          length = filled[l];
-        }
+        useBuffers(l, k, v, (int) k.getShape().get(2));
       }
     }
   }
