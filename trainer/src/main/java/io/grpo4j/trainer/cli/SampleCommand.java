@@ -96,7 +96,7 @@ public final class SampleCommand implements Callable<Integer> {
         for (int i = from; i < Math.min(prompts, from + batchPrompts); i++) {
           batch.add(enc.encode(set.get(i)));
         }
-        Rollout r = Rollout.run(batch, backend, sp, n, seed + from, tok, rs);
+        Rollout r = Rollout.run(batch, new Rollout.Sampling(backend, sp, tok, rs), n, seed + from);
         for (int p = 0; p < batch.size(); p++) {
           int kept = 0;
           for (int j = 0; j < n && kept < maxPerPrompt; j++) {

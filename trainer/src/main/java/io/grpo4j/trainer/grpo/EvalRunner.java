@@ -15,6 +15,7 @@ import io.grpo4j.trainer.model.Precision;
 import io.grpo4j.trainer.model.Runtime;
 import io.grpo4j.trainer.rollout.LocalRollout;
 import io.grpo4j.trainer.rollout.PromptEncoder;
+import io.grpo4j.trainer.rollout.Rollout;
 import io.grpo4j.trainer.tokenizer.HfTokenizer;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -51,8 +52,8 @@ public final class EvalRunner {
       boolean greedy = o.temperature() == 0;
       SamplingParams p = new SamplingParams(o.maxNewTokens(), greedy, greedy ? 1.0 : o.temperature(), o.topP(), 0, 0.0,
           1.0, tok.stopTokenIds());
-      return Evaluator.run(set, o.maxPrompts(), enc, new LocalRollout(m, tok.padTokenId()), p, o.k(), o.seed(), tok, rs,
-          o.threshold(), 16);
+      return Evaluator.run(set, enc, new Rollout.Sampling(new LocalRollout(m, tok.padTokenId()), p, tok, rs),
+          new Evaluator.Plan(o.maxPrompts(), o.k(), o.seed(), o.threshold(), 16));
     }
   }
 }

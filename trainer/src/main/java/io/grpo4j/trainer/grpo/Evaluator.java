@@ -2,11 +2,8 @@ package io.grpo4j.trainer.grpo;
 
 import io.grpo4j.datasets.PromptSet;
 import io.grpo4j.rewards.RewardSet;
-import io.grpo4j.trainer.generation.SamplingParams;
 import io.grpo4j.trainer.rollout.PromptEncoder;
 import io.grpo4j.trainer.rollout.Rollout;
-import io.grpo4j.trainer.rollout.RolloutBackend;
-import io.grpo4j.trainer.tokenizer.HfTokenizer;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -34,9 +31,24 @@ public final class Evaluator {
 
   public record Report(Map<String, Object> metrics, Rollout rollout) {}
 
-  public static Report run(PromptSet set, int maxPrompts, PromptEncoder encoder, RolloutBackend backend,
-      SamplingParams params, int k, long seed, HfTokenizer tokenizer, RewardSet rewards, double threshold,
-      int batchPrompts) {
+  /**
+   * What an evaluation covers.
+   *
+   * @param maxPrompts the first this many prompts of the set
+   * @param k samples per prompt (pass@1 is their mean, pass@k whether any passed)
+   * @param seed the first batch's sampling seed (batch b uses seed + its first prompt's index)
+   * @param threshold a sample passes when the pass reward is at least this
+   * @param batchPrompts prompts sampled together
+   */
+  public record Plan(int maxPrompts, int k, long seed, double threshold, int batchPrompts) {}
+
+  public static Report run(PromptSet set, PromptEncoder encoder, Rollout.Sampling how, Plan plan) {
+    int maxPrompts = plan.maxPrompts();
+    int k = plan.k();
+    long seed = plan.seed();
+    double threshold = plan.threshold();
+    int batchPrompts = plan.batchPrompts();
+    RewardSet rewards = how.rewards();
     int n = Math.min(maxPrompts, set.size());
     if (n == 0) {
       throw new IllegalArgumentException("the eval set is empty (set dataset.eval_fraction or dataset.eval_path)");
@@ -49,7 +61,7 @@ public final class Evaluator {
       for (int i = from; i < Math.min(n, from + batchPrompts); i++) {
         prompts.add(encoder.encode(set.get(i)));
       }
-      Rollout r = Rollout.run(prompts, backend, params, k, seed + from, tokenizer, rewards);
+      Rollout r = Rollout.run(prompts, how, k, seed + from);
       all = all == null ? r : all.plus(r);
     }
     int total = n * k;

@@ -1,6 +1,5 @@
 package io.grpo4j.trainer.grpo;
 
-import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import io.grpo4j.datasets.DataIterator;
 import io.grpo4j.datasets.DataPosition;
@@ -335,7 +334,8 @@ public final class GrpoTrainer implements AutoCloseable {
       long s0 = System.nanoTime();
       Rollout r;
       try {
-        r = Rollout.run(prompts, rollout, params, g.groupSize(), seedFor(step, rounds), first, tokenizer, rewards);
+        r = Rollout.run(prompts, new Rollout.Sampling(rollout, params, tokenizer, rewards), g.groupSize(),
+            seedFor(step, rounds), first);
       } catch (RuntimeException e) {
         if (!OutOfMemory.is(e)) {
           throw e;
@@ -565,8 +565,9 @@ public final class GrpoTrainer implements AutoCloseable {
     var e = cfg.eval();
     int maxTokens = e.maxCompletionLength() > 0 ? e.maxCompletionLength() : cfg.sampling().maxCompletionLength();
     SamplingParams p = samplingParams(maxTokens, e.temperature() > 0 ? e.temperature() : 1.0, e.temperature() == 0);
-    Evaluator.Report rep = Evaluator.run(dataset.eval(), e.maxPrompts(), encoder, rollout, p, e.k(),
-        cfg.seed() + 7_777_777L, tokenizer, rewards, 1.0, Math.max(1, cfg.grpo().promptsPerStep() * 2));
+    Evaluator.Report rep = Evaluator.run(dataset.eval(), encoder, new Rollout.Sampling(rollout, p, tokenizer, rewards),
+        new Evaluator.Plan(e.maxPrompts(), e.k(), cfg.seed() + 7_777_777L, 1.0,
+            Math.max(1, cfg.grpo().promptsPerStep() * 2)));
     Map<String, Object> row = new LinkedHashMap<>();
     row.put("step", step);
     row.putAll(rep.metrics());

@@ -20,26 +20,30 @@ import java.util.List;
 public record Rollout(List<PromptEncoder.Encoded> prompts, List<Generation> generations, List<Completion> completions,
     RewardSet.Result rewards, int groupSize) {
 
-  public static Rollout run(List<PromptEncoder.Encoded> prompts, RolloutBackend backend, SamplingParams params,
-      int groupSize, long seed, HfTokenizer tokenizer, RewardSet rewards) {
-    return run(prompts, backend, params, groupSize, seed, 0, tokenizer, rewards);
+  /**
+   * How a round samples and scores: the backend and what it is asked for, the tokenizer that turns completions back
+   * into text (special tokens kept) and the rewards that score them.
+   */
+  public record Sampling(RolloutBackend backend, SamplingParams params, HfTokenizer tokenizer, RewardSet rewards) {}
+
+  public static Rollout run(List<PromptEncoder.Encoded> prompts, Sampling how, int groupSize, long seed) {
+    return run(prompts, how, groupSize, seed, 0);
   }
 
   /** @param first the index of the first prompt in the whole batch (a data-parallel rank's share; see sample) */
-  public static Rollout run(List<PromptEncoder.Encoded> prompts, RolloutBackend backend, SamplingParams params,
-      int groupSize, long seed, int first, HfTokenizer tokenizer, RewardSet rewards) {
+  public static Rollout run(List<PromptEncoder.Encoded> prompts, Sampling how, int groupSize, long seed, int first) {
     long[][] ids = new long[prompts.size()][];
     for (int i = 0; i < ids.length; i++) {
       ids[i] = prompts.get(i).ids();
     }
-    List<Generation> gens = backend.sample(ids, params, groupSize, seed, first);
+    List<Generation> gens = how.backend().sample(ids, how.params(), groupSize, seed, first);
     List<Completion> completions = new ArrayList<>(gens.size());
     for (Generation g : gens) {
       PromptEncoder.Encoded p = prompts.get(g.promptIndex());
-      completions.add(new Completion(p.messages(), p.text(), text(tokenizer, g), g.completionIds().length,
+      completions.add(new Completion(p.messages(), p.text(), text(how.tokenizer(), g), g.completionIds().length,
           g.finishReason(), p.example().fields()));
     }
-    return new Rollout(prompts, gens, completions, rewards.score(completions), groupSize);
+    return new Rollout(prompts, gens, completions, how.rewards().score(completions), groupSize);
   }
 
   /** The completion's text without its final stop token; every other special token stays. */
