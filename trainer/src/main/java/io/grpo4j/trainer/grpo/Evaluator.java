@@ -43,25 +43,21 @@ public final class Evaluator {
   public record Plan(int maxPrompts, int k, long seed, double threshold, int batchPrompts) {}
 
   public static Report run(PromptSet set, PromptEncoder encoder, Rollout.Sampling how, Plan plan) {
-    int maxPrompts = plan.maxPrompts();
     int k = plan.k();
-    long seed = plan.seed();
-    double threshold = plan.threshold();
-    int batchPrompts = plan.batchPrompts();
     RewardSet rewards = how.rewards();
-    int n = Math.min(maxPrompts, set.size());
+    int n = Math.min(plan.maxPrompts(), set.size());
     if (n == 0) {
       throw new IllegalArgumentException("the eval set is empty (set dataset.eval_fraction or dataset.eval_path)");
     }
     String pass = passReward(rewards.names());
     int passIdx = rewards.names().indexOf(pass);
     Rollout all = null;
-    for (int from = 0; from < n; from += batchPrompts) {
+    for (int from = 0; from < n; from += plan.batchPrompts()) {
       List<PromptEncoder.Encoded> prompts = new ArrayList<>();
-      for (int i = from; i < Math.min(n, from + batchPrompts); i++) {
+      for (int i = from; i < Math.min(n, from + plan.batchPrompts()); i++) {
         prompts.add(encoder.encode(set.get(i)));
       }
-      Rollout r = Rollout.run(prompts, how, k, seed + from);
+      Rollout r = Rollout.run(prompts, how, k, plan.seed() + from);
       all = all == null ? r : all.plus(r);
     }
     int total = n * k;
@@ -73,7 +69,7 @@ public final class Evaluator {
       for (int j = 0; j < k; j++) {
         int i = p * k + j;
         Double v = all.rewards().values()[passIdx][i];
-        boolean ok = v != null && v >= threshold;
+        boolean ok = v != null && v >= plan.threshold();
         pass1 += ok ? 1 : 0;
         any |= ok;
         length += all.generations().get(i).completionIds().length;
