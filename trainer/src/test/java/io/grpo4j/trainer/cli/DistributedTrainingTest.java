@@ -93,6 +93,21 @@ class DistributedTrainingTest {
     assertEquals(4, JsonLines.readAll(two.resolve("metrics.jsonl")).size());
   }
 
+  /** grpo bench train --nproc 2: the ranks run the timed steps together, rank 0 keeps the run's metrics. */
+  @Test
+  void benchTrainRunsItsStepsOnTwoRanks() throws Exception {
+    Path run = tmp.resolve("bench");
+    var r = ModelCommandsTest.run("bench", "train", "--model", Fixtures.model("tiny-qwen2").toString(), "--nproc",
+        "2", "--prompts", "4", "--steps", "2", "--warmup", "1", "--keep-run", run.toString(), "--set",
+        "distributed.backend=gloo");
+    assertEquals(0, r.code(), r.err());
+    List<JsonNode> m = JsonLines.readAll(run.resolve("metrics.jsonl"));
+    assertEquals(3, m.size(), "one line a step, from rank 0 alone");
+    for (JsonNode row : m) {
+      assertTrue(row.get("time/allreduce_s").asDouble() > 0, "step " + row.get("step") + ": no all-reduce timed");
+    }
+  }
+
   @Test
   void aKilledRankStopsTheRunAndTheLastCheckpointResumes() throws Exception {
     Path run = tmp.resolve("killed");
