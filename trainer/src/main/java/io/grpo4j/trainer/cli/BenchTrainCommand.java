@@ -73,14 +73,7 @@ public final class BenchTrainCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
-    DistributedEnv env = DistributedEnv.fromEnv();
-    if (nproc < 1) {
-      throw new UserError("--nproc must be >= 1, got " + nproc);
-    }
-    if (nproc > 1) {
-      if (env.distributed()) {
-        throw new UserError("--nproc " + nproc + " inside a rank of a distributed run (WORLD_SIZE is set)");
-      }
+    if (TrainCommand.launchesRanks(nproc)) {
       List<String> args = new ArrayList<>();
       List<String> given = spec.commandLine().getParseResult().originalArgs(); // from "bench train" on
       for (int i = 0; i < given.size(); i++) {
@@ -93,6 +86,7 @@ public final class BenchTrainCommand implements Callable<Integer> {
       }
       return Launcher.run(nproc, GrpoCli.class.getName(), args, System.err);
     }
+    DistributedEnv env = DistributedEnv.fromEnv();
     int world = env.worldSize();
     Map<String, Object> y;
     if (config != null) {

@@ -40,16 +40,24 @@ public final class TrainCommand implements Callable<Integer> {
       + " MASTER_PORT in the environment suffice (default: ${DEFAULT-VALUE})."})
   int nproc;
 
-  @Override
-  public Integer call() throws Exception {
+  /**
+   * Whether {@code --nproc N} asks this process to start N ranks (N > 1); refuses N < 1, and N > 1 inside a rank
+   * that another launcher started. Shared by grpo train and grpo bench train.
+   */
+  static boolean launchesRanks(int nproc) {
     if (nproc < 1) {
       throw new UserError("--nproc must be >= 1, got " + nproc);
     }
-    if (nproc > 1) {
-      if (io.grpo4j.trainer.distributed.DistributedEnv.fromEnv().distributed()) {
-        throw new UserError("--nproc " + nproc + " inside a rank of a distributed run (WORLD_SIZE is set): start the"
-            + " ranks with one launcher only");
-      }
+    if (nproc > 1 && io.grpo4j.trainer.distributed.DistributedEnv.fromEnv().distributed()) {
+      throw new UserError("--nproc " + nproc + " inside a rank of a distributed run (WORLD_SIZE is set): start the"
+          + " ranks with one launcher only");
+    }
+    return nproc > 1;
+  }
+
+  @Override
+  public Integer call() throws Exception {
+    if (launchesRanks(nproc)) {
       List<String> args = new ArrayList<>(List.of("train"));
       if (config != null) {
         args.addAll(List.of("--config", config.toAbsolutePath().toString()));

@@ -137,7 +137,7 @@ public final class KvCache implements KvStore, AutoCloseable {
    * completions shares its prompt's prefill instead of recomputing it G times.
    */
   public void repeatRows(int times) {
-    replaceEach(l -> keys[l].repeat(0, times), l -> values[l].repeat(0, times));
+    rebuffer(b -> b.repeat(0, times), 0);
   }
 
   /**
@@ -175,8 +175,8 @@ public final class KvCache implements KvStore, AutoCloseable {
   }
 
   /**
-   * Replaces every layer's buffers by {@code f} of them (same room, {@code dropped} fewer filled positions on the
-   * left), keeping their spare room so that the next step writes in place instead of growing them again.
+   * Replaces every layer's buffers by {@code f} of them (rows selected or repeated, or {@code dropped} positions
+   * cut on the left), keeping their spare room so that the next step writes in place instead of growing them again.
    */
   private void rebuffer(java.util.function.UnaryOperator<NDArray> f, int dropped) {
     for (int l = 0; l < keys.length; l++) {
@@ -188,24 +188,6 @@ public final class KvCache implements KvStore, AutoCloseable {
         int t = filled[l] - dropped;
         closeLayer(l);
         useBuffers(l, kb, vb, t);
-      }
-    }
-  }
-
-  /**
-   * Replaces every layer's keys and values by what the functions make of them (new arrays, or views that keep the
-   * old storage alive), freeing the old arrays; the results become the buffers, with no spare room.
-   */
-  private void replaceEach(java.util.function.IntFunction<NDArray> newKeys,
-      java.util.function.IntFunction<NDArray> newValues) {
-    for (int l = 0; l < keys.length; l++) {
-      if (keys[l] != null) {
-        NDArray k = newKeys.apply(l);
-        NDArray v = newValues.apply(l);
-        k.attach(owner);
-        v.attach(owner);
-        closeLayer(l);
-        useBuffers(l, k, v, (int) k.getShape().get(2));
       }
     }
   }
