@@ -134,6 +134,27 @@ class ModelCommandsTest {
   }
 
   @Test
+  void benchServeWarmsUpUnderLoadThenTimesEachLevel() throws Exception {
+    Run r = run("bench", "serve", "--model", Fixtures.model("tiny-qwen2").toString(), "--clients", "1,4",
+        "--requests", "8", "--prompt-tokens", "8", "--max-tokens", "4", "--warmup-s", "0.5", "--json");
+    assertEquals(0, r.code(), r.err());
+    String[] lines = r.out().trim().split("\n");
+    JsonNode j = new ObjectMapper().readTree(lines[lines.length - 1]);
+    // every one of the widest level's clients sent at least one untimed request before the timed levels
+    assertTrue(j.get("warmup_requests").asLong() >= 4, r.out());
+    assertEquals(2, j.get("levels").size());
+    for (JsonNode level : j.get("levels")) {
+      assertTrue(level.get("requests_per_s").asDouble() > 0, r.out());
+      assertTrue(level.get("jit_ms").asLong() >= 0, r.out());
+    }
+    double occupancy = j.get("levels").get(1).get("occupancy").asDouble();
+    assertTrue(occupancy >= 1 && occupancy <= 4, r.out()); // sequences per decoding step with 4 clients
+    Run bad = run("bench", "serve", "--model", Fixtures.model("tiny-qwen2").toString(), "--warmup-s", "-1");
+    assertEquals(2, bad.code());
+    assertTrue(bad.err().contains("--warmup-s"), bad.err());
+  }
+
+  @Test
   void everyCommandHasHelp() {
     for (String c : new String[] {"forward", "generate", "bench"}) {
       Run r = run(c, "--help");
