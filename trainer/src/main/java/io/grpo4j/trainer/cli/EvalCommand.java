@@ -66,9 +66,9 @@ public final class EvalCommand implements Callable<Integer> {
     if (data != null && config == null) {
       split = "train"; // a bare data file has no held-out part: evaluate its rows
     }
-    Evaluator.Report rep = EvalRunner.run(model, in.dataset(), in.prompt(), in.rewards(), in.plugins(),
-        new EvalRunner.Options(k, temperature, topP,
-        maxPrompts, maxNewTokens, split, seed, 1.0), target.device, target.precision);
+    Evaluator.Report rep = EvalRunner.run(new EvalRunner.Model(model, target.device, target.precision), in.dataset(),
+        new EvalRunner.Scoring(in.prompt(), in.rewards(), in.plugins()),
+        new EvalRunner.Options(k, temperature, topP, maxPrompts, maxNewTokens, split, seed, 1.0));
     String js = new ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsString(rep.metrics());
     if (out != null) {
       Files.writeString(out, js);

@@ -56,27 +56,40 @@ final class DeviceDecoder implements AutoCloseable {
   private record Key(int rows, int capacity, DevicePicker.Filters filters, Object precision) {}
 
   /**
-   * Decodes {@code rows} completions whose prompts were prefilled into {@code prefill}.
+   * Decodes the rows of {@code b}, whose prompts were prefilled into {@code prefill} (one row per request, left-padded
+   * to {@code b.promptLength}); each picked token goes to {@link SampledRows#accept}, which says whether its row goes
+   * on.
    *
-   * @param promptRows per row, its prompt's row in the prefill batch
-   * @param promptMask per prompt row, 1 for real prompt tokens (left-padded to {@code lp})
-   * @param firstLogits (prompts, V) float32: the prefill's last-position logits
-   * @param sink receives every step's tokens and says which rows are still running
+   * @param firstLogits (requests, V) float32: the prefill's last-position logits
    */
-  void decode(int rows, int lp, int maxNew, int[] promptRows, int[][] promptMask, long[][] prompts,
-      SamplingParams[] params, SplittableRandom[] rng, long[] firstPositions, KvCache prefill, NDArray firstLogits,
-      StepSink sink) {
+  void decode(SampledRows b, KvCache prefill, NDArray firstLogits) {
+    int rows = b.rows;
+    int lp = b.promptLength;
+    int maxNew = b.maxNew;
+    int[] promptRows = b.requestOf;
+    int requests = b.requests.size();
+    int[][] promptMask = new int[requests][];
+    long[][] prompts = new long[requests][];
+    for (int i = 0; i < requests; i++) {
+      prompts[i] = b.requests.get(i).prompt();
+      promptMask[i] = b.promptMask[b.firstRow[i]];
+    }
+    SamplingParams[] params = new SamplingParams[rows];
+    for (int r = 0; r < rows; r++) {
+      params[r] = b.params(r);
+    }
+    SplittableRandom[] rng = b.rng;
     int vocab = model.config().vocabSize();
     int slots = slots(rows);
     int capacity = roundUp(lp + maxNew, CAPACITY_STEP);
     // padding rows repeat row 0's prompt and parameters, run with it and are never read
     int[] slotPrompt = Arrays.copyOf(promptRows, slots);
     SamplingParams[] slotParams = Arrays.copyOf(params, slots);
-    long[] position = Arrays.copyOf(firstPositions, slots);
+    long[] position = Arrays.copyOf(b.nextPosition, slots);
     for (int r = rows; r < slots; r++) {
       slotPrompt[r] = promptRows[0];
       slotParams[r] = params[0];
-      position[r] = firstPositions[0];
+      position[r] = b.nextPosition[0];
     }
     Key key = new Key(slots, capacity, DevicePicker.Filters.of(Arrays.asList(params), vocab), model.precision());
     Shape s = shapes.remove(key);
@@ -105,7 +118,7 @@ final class DeviceDecoder implements AutoCloseable {
       int alive = 0;
       for (int r = 0; r < rows; r++) {
         if (running[r]) {
-          running[r] = sink.accept(r, (long) picked[r], (float) picked[slots + r]);
+          running[r] = b.accept(r, (long) picked[r], (float) picked[slots + r]);
           alive += running[r] ? 1 : 0;
         }
       }
@@ -137,12 +150,6 @@ final class DeviceDecoder implements AutoCloseable {
       // float32 below 1: the device compares against cumulative float32 mass
       u[r] = running[r] ? (float) Math.min(rng[r].nextDouble(), 0.99999994) : 0f; // (stays below 1 as a float)
     }
-  }
-
-  /** Receives a row's token and its log-prob; returns whether the row goes on. */
-  @FunctionalInterface
-  interface StepSink {
-    boolean accept(int row, long token, float logprob);
   }
 
   private static int roundUp(int n, int step) {

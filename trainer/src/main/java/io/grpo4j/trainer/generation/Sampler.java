@@ -11,7 +11,6 @@ import io.grpo4j.trainer.model.NoGrad;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import java.util.SplittableRandom;
 
 /**
  * Batched generation from left-padded prompts with a KV cache. Each prompt is prefilled once and its cache is
@@ -139,60 +138,27 @@ public final class Sampler {
     if (b0 == 0) {
       return List.of();
     }
-    int rows = 0;
-    int maxNew = 0;
-    int lp = 0;
-    int[] firstRow = new int[b0];
-    for (int i = 0; i < b0; i++) {
-      firstRow[i] = rows;
-      rows += reqs.get(i).n();
-      maxNew = Math.max(maxNew, reqs.get(i).params().maxNewTokens());
-      lp = Math.max(lp, reqs.get(i).prompt().length);
-    }
-    int vocab = model.config().vocabSize();
-    long[][] seen = new long[rows][]; // prompt + completion tokens per row, for repetition penalty
-    int[] seenLen = new int[rows];
-    int[][] promptMask = new int[rows][];
-    long[] nextPosition = new long[rows];
-    SplittableRandom[] rng = new SplittableRandom[rows];
-    int[] reqOf = new int[rows];
-    TokenPicker[] pickers = new TokenPicker[b0];
-    long[][] out = new long[rows][];
-    float[][] logps = new float[rows][];
-    int[] outLen = new int[rows];
-    String[] reason = new String[rows];
-    for (int i = 0; i < b0; i++) {
-      Request q = reqs.get(i);
-      pickers[i] = new TokenPicker(q.params());
-      int[] mask = new int[lp];
-      Arrays.fill(mask, lp - q.prompt().length, lp, 1);
-      for (int j = 0; j < q.n(); j++) {
-        int r = firstRow[i] + j;
-        reqOf[r] = i;
-        seen[r] = Arrays.copyOf(q.prompt(), q.prompt().length + q.params().maxNewTokens());
-        seenLen[r] = q.prompt().length;
-        promptMask[r] = mask;
-        nextPosition[r] = q.prompt().length;
-        rng[r] = new SplittableRandom(mix(q.seed(), j));
-        out[r] = new long[q.params().maxNewTokens()];
-        logps[r] = q.logprobs() ? new float[q.params().maxNewTokens()] : null;
-      }
-    }
-
+    SampledRows b = new SampledRows(reqs, listener, stopCheck);
     if (device != null) {
-      lastTiming = deviceGenerate(reqs, rows, lp, maxNew, firstRow, reqOf, promptMask, nextPosition, rng, out,
-          logps, outLen, reason, seen, seenLen, listener, stopCheck);
-      return results(rows, reqOf, out, outLen, reason, logps);
+      lastTiming = deviceGenerate(b);
+      return b.results();
+    }
+    int rows = b.rows;
+    int lp = b.promptLength;
+    int vocab = model.config().vocabSize();
+    TokenPicker[] pickers = new TokenPicker[b0];
+    for (int i = 0; i < b0; i++) {
+      pickers[i] = new TokenPicker(reqs.get(i).params());
     }
     try (NoGrad noGrad = NoGrad.enter(); NDManager gen = model.manager().newSubManager()) {
       KvCache cache = new KvCache(model.config().numHiddenLayers(), gen);
       float[] logits; // (active rows, V)
       try (NDManager s = gen.newSubManager()) {
-        NDArray promptLogits = prefill(reqs, lp, firstRow, promptMask, s, cache); // (b0, V)
+        NDArray promptLogits = prefill(b, s, cache); // (b0, V)
         float[] host = promptLogits.toFloatArray();
         logits = new float[rows * vocab];
         for (int r = 0; r < rows; r++) {
-          System.arraycopy(host, reqOf[r] * vocab, logits, r * vocab, vocab);
+          System.arraycopy(host, b.requestOf[r] * vocab, logits, r * vocab, vocab);
         }
       }
       boolean uniform = reqs.stream().allMatch(q -> q.n() == reqs.get(0).n());
@@ -201,7 +167,7 @@ public final class Sampler {
       } else if (rows > b0) {
         long[] expand = new long[rows];
         for (int r = 0; r < rows; r++) {
-          expand[r] = reqOf[r];
+          expand[r] = b.requestOf[r];
         }
         cache.selectRows(expand); // each prompt's cache serves all its completions
       }
@@ -212,31 +178,19 @@ public final class Sampler {
       }
       int activeCount = rows;
       float[] row = new float[vocab];
-      for (int step = 0; step < maxNew && activeCount > 0; step++) {
+      for (int step = 0; step < b.maxNew && activeCount > 0; step++) {
         long pick0 = System.nanoTime();
         long[] next = new long[activeCount];
         int[] keep = new int[activeCount];
         int kept = 0;
         for (int a = 0; a < activeCount; a++) {
           int r = active[a];
-          SamplingParams p = reqs.get(reqOf[r]).params();
+          TokenPicker picker = pickers[b.requestOf[r]];
           System.arraycopy(logits, a * vocab, row, 0, vocab);
-          long tok = pickers[reqOf[r]].pick(row, seen[r], seenLen[r], rng[r]);
-          float logp = logps[r] != null ? pickers[reqOf[r]].lastLogProb(tok) : Float.NaN;
-          if (logps[r] != null) {
-            logps[r][outLen[r]] = logp;
-          }
-          out[r][outLen[r]++] = tok;
-          seen[r][seenLen[r]++] = tok;
+          long tok = picker.pick(row, b.seen[r], b.seenLen[r], b.rng[r]);
+          float logp = b.wantsLogprobs(r) ? picker.lastLogProb(tok) : Float.NaN;
           generated++;
-          if (listener != null) {
-            listener.onToken(r, tok, logp);
-          }
-          if (p.isStop(tok) || stopCheck != null && stopCheck.stop(r, tok)) {
-            reason[r] = "stop";
-          } else if (outLen[r] == p.maxNewTokens()) {
-            reason[r] = "length";
-          } else {
+          if (b.accept(r, tok, logp)) {
             keep[kept] = a;
             next[kept] = tok;
             kept++;
@@ -265,9 +219,9 @@ public final class Sampler {
           long[] pos = new long[kept];
           for (int i = 0; i < kept; i++) {
             int r = active[i];
-            System.arraycopy(promptMask[r], 0, mask[i], 0, lp);
+            System.arraycopy(b.promptMask[r], 0, mask[i], 0, lp);
             Arrays.fill(mask[i], lp, tk, 1);
-            pos[i] = nextPosition[r]++;
+            pos[i] = b.nextPosition[r]++;
           }
           NDArray hidden = model.hidden(staging.longs(s, 0, Arrays.copyOf(next, kept), new Shape(kept, 1)),
               staging.longs(s, 1, pos, new Shape(kept, 1)), AttentionBias.of(s, mask, 1, staging, 2), cache);
@@ -277,32 +231,22 @@ public final class Sampler {
     }
     long total = System.nanoTime() - t0;
     lastTiming = new Timing(prefillNanos, total - prefillNanos - pickNanos, pickNanos, generated);
-    return results(rows, reqOf, out, outLen, reason, logps);
-  }
-
-  private static List<Generation> results(int rows, int[] reqOf, long[][] out, int[] outLen, String[] reason,
-      float[][] logps) {
-    List<Generation> result = new ArrayList<>(rows);
-    for (int r = 0; r < rows; r++) {
-      result.add(new Generation(reqOf[r], Arrays.copyOf(out[r], outLen[r]), reason[r] == null ? "length" : reason[r],
-          logps[r] == null ? null : Arrays.copyOf(logps[r], outLen[r])));
-    }
-    return result;
+    return b.results();
   }
 
   /**
-   * Prefills the prompts (left-padded to {@code lp}, one row per request) into {@code cache} and returns the last
+   * Prefills the prompts (left-padded to the longest, one row per request) into {@code cache} and returns the last
    * position's logits, (requests, V) float32, in {@code s}.
    */
-  private NDArray prefill(List<Request> reqs, int lp, int[] firstRow, int[][] promptMask, NDManager s,
-      KvCache cache) {
-    int b0 = reqs.size();
+  private NDArray prefill(SampledRows b, NDManager s, KvCache cache) {
+    int b0 = b.requests.size();
+    int lp = b.promptLength;
     int[][] mask = new int[b0][];
     long[] ids = new long[b0 * lp];
     long[] pos = new long[b0 * lp];
     for (int i = 0; i < b0; i++) {
-      long[] pr = reqs.get(i).prompt();
-      mask[i] = promptMask[firstRow[i]];
+      long[] pr = b.requests.get(i).prompt();
+      mask[i] = b.promptMask[b.firstRow[i]];
       Arrays.fill(ids, i * lp, (i + 1) * lp, padId);
       System.arraycopy(pr, 0, ids, i * lp + lp - pr.length, pr.length);
       for (int t = 0; t < pr.length; t++) {
@@ -315,47 +259,14 @@ public final class Sampler {
   }
 
   /** The GPU path: static shapes, tokens picked on the device, CUDA graphs (see {@link DeviceDecoder}). */
-  private Timing deviceGenerate(List<Request> reqs, int rows, int lp, int maxNew, int[] firstRow, int[] reqOf,
-      int[][] promptMask, long[] nextPosition, SplittableRandom[] rng, long[][] out, float[][] logps, int[] outLen,
-      String[] reason, long[][] seen, int[] seenLen, TokenListener listener, StopCheck stopCheck) {
-    int b0 = reqs.size();
-    SamplingParams[] params = new SamplingParams[rows];
-    for (int r = 0; r < rows; r++) {
-      params[r] = reqs.get(reqOf[r]).params();
-    }
-    long[][] prompts = new long[b0][];
-    int[][] masks = new int[b0][];
-    for (int i = 0; i < b0; i++) {
-      prompts[i] = reqs.get(i).prompt();
-      masks[i] = promptMask[firstRow[i]];
-    }
+  private Timing deviceGenerate(SampledRows b) {
     try (NoGrad noGrad = NoGrad.enter(); NDManager gen = model.manager().newSubManager()) {
       long p0 = System.nanoTime();
       KvCache cache = new KvCache(model.config().numHiddenLayers(), gen);
-      NDArray first = prefill(reqs, lp, firstRow, promptMask, gen, cache);
+      NDArray first = prefill(b, gen, cache);
       long p1 = System.nanoTime();
-      device.decode(rows, lp, maxNew, reqOf, masks, prompts, params, rng, nextPosition, cache, first,
-          (r, tok, logp) -> {
-            SamplingParams p = params[r];
-            if (logps[r] != null) {
-              logps[r][outLen[r]] = logp;
-            }
-            out[r][outLen[r]++] = tok;
-            seen[r][seenLen[r]++] = tok;
-            if (listener != null) {
-              listener.onToken(r, tok, logps[r] != null ? logp : Float.NaN);
-            }
-            if (p.isStop(tok) || stopCheck != null && stopCheck.stop(r, tok)) {
-              reason[r] = "stop";
-              return false;
-            }
-            if (outLen[r] == p.maxNewTokens()) {
-              reason[r] = "length";
-              return false;
-            }
-            return true;
-          });
-      return new Timing(p1 - p0, System.nanoTime() - p1, 0, Arrays.stream(outLen).sum());
+      device.decode(b, cache, first);
+      return new Timing(p1 - p0, System.nanoTime() - p1, 0, b.generatedTokens());
     }
   }
 

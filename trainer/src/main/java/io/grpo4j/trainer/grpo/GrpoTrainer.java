@@ -433,8 +433,9 @@ public final class GrpoTrainer implements AutoCloseable {
     // 4. log
     double stepSecs = (System.nanoTime() - t0) / 1e9;
     StepMetrics.Batch whole = StepMetrics.Batch.of(batch, adv).gather(group); // every rank's completions
-    Map<String, Object> m = StepMetrics.of(step, whole, u, cb, lr, stepSecs, sampleNanos, rewardNanos,
-        (int) group.sum(sampledTokens)[0], rounds, (int) group.sum(rewardErrors)[0], data);
+    Map<String, Object> m = StepMetrics.of(new StepMetrics.Step(step, lr, stepSecs, data), whole, u, cb,
+        new StepMetrics.Sampled(sampleNanos, rewardNanos, (int) group.sum(sampledTokens)[0], rounds,
+            (int) group.sum(rewardErrors)[0]));
     if (cfg.rollout().remote()) {
       StepMetrics.addRollout(m, u == null ? null : u.mismatch(), retries, healthyServers, syncSecs);
     }

@@ -81,9 +81,19 @@ final class StepMetrics {
     }
   }
 
-  static Map<String, Object> of(long step, Batch r, PolicyUpdate.Stats u,
-      CompletionBatch cb, double lr, double stepSecs, long sampleNanos, long rewardNanos, int sampledTokens,
-      int rounds, int rewardErrors, DataIterator data) {
+  /** Which step this was: its number, learning rate, wall time and the data's epoch. */
+  record Step(long step, double lr, double seconds, DataIterator data) {}
+
+  /**
+   * What the rollout phase counted over every rank: time sampling and scoring, tokens sampled, sampling rounds
+   * (dynamic sampling) and reward calls that threw.
+   */
+  record Sampled(long sampleNanos, long rewardNanos, int tokens, int rounds, int rewardErrors) {}
+
+  static Map<String, Object> of(Step at, Batch r, PolicyUpdate.Stats u, CompletionBatch cb, Sampled sampled) {
+    long step = at.step();
+    long sampleNanos = sampled.sampleNanos();
+    int sampledTokens = sampled.tokens();
     Map<String, Object> m = new LinkedHashMap<>();
     int n = r.lengths().length;
     m.put("step", step);
@@ -133,14 +143,14 @@ final class StepMetrics {
     m.put("truncated_fraction", n == 0 ? 0 : truncated / (double) n);
     int groups = r.groupSize() == 0 ? 0 : n / r.groupSize();
     m.put("zero_std_fraction", groups == 0 ? 1.0 : r.zeroStdGroups() / (double) groups);
-    m.put("resample_rounds", rounds);
-    m.put("reward_errors", rewardErrors);
-    m.put("lr", lr);
+    m.put("resample_rounds", sampled.rounds());
+    m.put("reward_errors", sampled.rewardErrors());
+    m.put("lr", at.lr());
     m.put("grad_norm", u == null ? null : u.gradNorm());
     m.put("update_skipped", u != null && u.skipped());
-    m.put("step_time_s", stepSecs);
+    m.put("step_time_s", at.seconds());
     m.put("time/sampling_s", sampleNanos / 1e9);
-    m.put("time/rewards_s", rewardNanos / 1e9);
+    m.put("time/rewards_s", sampled.rewardNanos() / 1e9);
     m.put("time/old_ref_logps_s", u == null ? 0 : u.oldRefNanos() / 1e9);
     m.put("time/forward_backward_s", u == null ? 0 : u.forwardBackwardNanos() / 1e9);
     m.put("time/optimizer_s", u == null ? 0 : u.optimizerNanos() / 1e9); // (includes the gradient all-reduce)
@@ -149,7 +159,7 @@ final class StepMetrics {
     long trainTokens = cb == null ? 0 : (long) cb.rows() * (cb.promptLength() + cb.completionLength());
     m.put("training_tokens_per_s", u == null || u.forwardBackwardNanos() == 0 ? 0
         : trainTokens / (u.forwardBackwardNanos() / 1e9));
-    m.put("epoch", data.epoch());
+    m.put("epoch", at.data().epoch());
     return m;
   }
 

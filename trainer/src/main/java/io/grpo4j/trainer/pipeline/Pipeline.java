@@ -8,7 +8,6 @@ import io.grpo4j.datasets.config.ConfigException;
 import io.grpo4j.datasets.config.ConfigMap;
 import io.grpo4j.datasets.tasks.Task;
 import io.grpo4j.datasets.tasks.Tasks;
-import io.grpo4j.rewards.RewardSpec;
 import io.grpo4j.trainer.cli.GrpoCli;
 import io.grpo4j.trainer.config.ConfigFiles;
 import io.grpo4j.trainer.config.TrainConfig;
@@ -133,9 +132,8 @@ public final class Pipeline {
         listener.begin("SFT", st.totalSteps(), st.currentStep());
         List<Example> seen = new ArrayList<>(train);
         seen.addAll(evalRows); // the check set shares no prompt with training or the held-out set
-        SftCheck check = SftCheck.parse(sft, t, heldOut(t, seen, 64, dataSeed + 2_000_003L), data.resolve("check.jsonl"),
-            section("prompt"), rewards, ((Number) section("eval").getOrDefault("temperature", 0.6)).doubleValue(),
-            ((Number) section("eval").getOrDefault("max_new_tokens", 64)).intValue(), evalSeed);
+        SftCheck check = SftCheck.parse(sft, new SftCheck.CheckSet(t, heldOut(t, seen, 64, dataSeed + 2_000_003L),
+            data.resolve("check.jsonl")), scoring(), evalOptions());
         boolean[] reached = {false};
         st.train(m -> listener.step(m, "loss"), () -> {
           if (stop.getAsBoolean()) {
@@ -233,19 +231,25 @@ public final class Pipeline {
     void end();
   }
 
-  private Evaluator.Report evaluate(Path model, String stage) throws IOException {
+  /** The prompt template and rewards every evaluation (held-out, SFT check) scores with. */
+  private EvalRunner.Scoring scoring() {
+    return new EvalRunner.Scoring(PromptFormatter.parse(new ConfigMap("prompt", section("prompt"))),
+        TrainConfig.parseRewards(new ConfigMap("", Map.of("rewards", rewards))), List.of());
+  }
+
+  /** The eval: section: pass@1 over k samples at the R1 paper's temperature 0.6, top-p 0.95. */
+  private EvalRunner.Options evalOptions() {
     Map<String, Object> ev = section("eval");
-    Map<String, Object> y = new LinkedHashMap<>();
-    y.put("dataset", Map.of("path", run.resolve("data/eval.jsonl").toAbsolutePath().toString()));
-    y.put("prompt", section("prompt"));
-    ConfigMap c = new ConfigMap("", y);
-    DatasetSpec ds = DatasetSpec.parse(c.map("dataset"));
-    PromptFormatter pf = PromptFormatter.parse(c.map("prompt"));
-    List<RewardSpec> specs = TrainConfig.parseRewards(new ConfigMap("", Map.of("rewards", rewards)));
-    Evaluator.Report rep = EvalRunner.run(model, ds, pf, specs, List.of(), new EvalRunner.Options(
-        ((Number) ev.getOrDefault("k", 4)).intValue(), ((Number) ev.getOrDefault("temperature", 0.6)).doubleValue(),
+    return new EvalRunner.Options(((Number) ev.getOrDefault("k", 4)).intValue(),
+        ((Number) ev.getOrDefault("temperature", 0.6)).doubleValue(),
         ((Number) ev.getOrDefault("top_p", 0.95)).doubleValue(), ((Number) ev.getOrDefault("max_prompts", 200)).intValue(),
-        ((Number) ev.getOrDefault("max_new_tokens", 64)).intValue(), "train", evalSeed, 1.0), "cpu", "fp32");
+        ((Number) ev.getOrDefault("max_new_tokens", 64)).intValue(), "train", evalSeed, 1.0);
+  }
+
+  private Evaluator.Report evaluate(Path model, String stage) throws IOException {
+    DatasetSpec ds = DatasetSpec.parse(new ConfigMap("dataset",
+        Map.of("path", run.resolve("data/eval.jsonl").toAbsolutePath().toString())));
+    Evaluator.Report rep = EvalRunner.run(new EvalRunner.Model(model, "cpu", "fp32"), ds, scoring(), evalOptions());
     Map<String, Object> row = new LinkedHashMap<>(rep.metrics());
     row.put("stage", stage);
     List<Map<String, Object>> samples = new ArrayList<>();

@@ -3,14 +3,11 @@ package io.grpo4j.trainer.pipeline;
 import io.grpo4j.datasets.Dataset;
 import io.grpo4j.datasets.DatasetSpec;
 import io.grpo4j.datasets.Example;
-import io.grpo4j.datasets.PromptFormatter;
 import io.grpo4j.datasets.PromptSet;
 import io.grpo4j.datasets.config.ConfigException;
 import io.grpo4j.datasets.config.ConfigMap;
 import io.grpo4j.datasets.tasks.Task;
 import io.grpo4j.datasets.tasks.Tasks;
-import io.grpo4j.rewards.RewardSpec;
-import io.grpo4j.trainer.config.TrainConfig;
 import io.grpo4j.trainer.grpo.EvalRunner;
 import io.grpo4j.trainer.sft.SftTrainer;
 import java.io.IOException;
@@ -32,25 +29,30 @@ final class SftCheck {
   private final int every;
   private final int after;
   private final PromptSet set;
-  private final PromptFormatter prompt;
-  private final List<RewardSpec> rewards;
+  private final EvalRunner.Scoring scoring;
   private final EvalRunner.Options options;
   private final List<String> history = new ArrayList<>();
 
-  private SftCheck(double target, int every, int after, PromptSet set, PromptFormatter prompt, List<RewardSpec> rewards,
+  private SftCheck(double target, int every, int after, PromptSet set, EvalRunner.Scoring scoring,
       EvalRunner.Options options) {
     this.target = target;
     this.every = every;
     this.after = after;
     this.set = set;
-    this.prompt = prompt;
-    this.rewards = rewards;
+    this.scoring = scoring;
     this.options = options;
   }
 
-  /** The rule from the pipeline's {@code sft:} section, or null when it sets no {@code stop_at_pass1}. */
-  static SftCheck parse(Map<String, Object> sft, Task task, List<Example> checkSet, Path file, Map<String, Object> prompt,
-      Object rewards, double temperature, int maxTokens, long seed) throws IOException {
+  /** The check prompts: drawn from {@code task}, in neither the training nor the held-out set, written to file. */
+  record CheckSet(Task task, List<Example> rows, Path file) {}
+
+  /**
+   * The rule from the pipeline's {@code sft:} section, or null when it sets no {@code stop_at_pass1}.
+   *
+   * @param sampling the held-out eval's sampling (temperature, max new tokens, seed)
+   */
+  static SftCheck parse(Map<String, Object> sft, CheckSet check, EvalRunner.Scoring scoring,
+      EvalRunner.Options sampling) throws IOException {
     Object t = sft.get("stop_at_pass1");
     if (t == null) {
       return null;
@@ -63,12 +65,13 @@ final class SftCheck {
     if (every < 1 || after < 0) {
       throw new ConfigException("sft.check_every must be >= 1 and sft.check_after >= 0");
     }
-    Tasks.writeJsonl(task, checkSet, file, false);
-    PromptSet set = Dataset.open(DatasetSpec.parse(new ConfigMap("dataset", Map.of("path", file.toString())))).train();
-    List<RewardSpec> specs = TrainConfig.parseRewards(new ConfigMap("", Map.of("rewards", rewards)));
+    Tasks.writeJsonl(check.task(), check.rows(), check.file(), false);
+    PromptSet set = Dataset.open(DatasetSpec.parse(new ConfigMap("dataset", Map.of("path", check.file().toString()))))
+        .train();
     // two samples per prompt: 128 answers, a pass@1 within a few points
-    EvalRunner.Options o = new EvalRunner.Options(2, temperature, 1.0, checkSet.size(), maxTokens, "train", seed, 1.0);
-    return new SftCheck(n(t), every, after, set, PromptFormatter.parse(new ConfigMap("prompt", prompt)), specs, o);
+    EvalRunner.Options o = new EvalRunner.Options(2, sampling.temperature(), 1.0, check.rows().size(),
+        sampling.maxNewTokens(), "train", sampling.seed(), 1.0);
+    return new SftCheck(n(t), every, after, set, scoring, o);
   }
 
   private static double n(Object o) {
@@ -82,7 +85,7 @@ final class SftCheck {
       return false;
     }
     try {
-      double pass = ((Number) EvalRunner.run(st.model(), st.tokenizer(), set, prompt, rewards, List.of(), options)
+      double pass = ((Number) EvalRunner.run(st.model(), st.tokenizer(), set, scoring, options)
           .metrics().get("pass@1")).doubleValue();
       history.add(String.format(Locale.ROOT, "%d: %.3f", step, pass));
       return pass >= target;
