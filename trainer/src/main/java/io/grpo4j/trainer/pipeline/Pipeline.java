@@ -58,6 +58,12 @@ public final class Pipeline {
   }
 
   public void run(Consumer<String> log, BooleanSupplier stop, StepListener listener) throws Exception {
+    // checked before any stage runs, so a typo costs no data, init or training
+    Object sftSchedule = section("sft").getOrDefault("schedule", "cosine");
+    if (!List.of("constant", "linear", "cosine").contains(sftSchedule)) {
+      throw new ConfigException("sft.schedule: constant, linear or cosine (the lr after the warm-up: a decay to"
+          + " 0.1 x sft.lr over sft.steps, or none), got " + sftSchedule);
+    }
     Files.createDirectories(run);
     Map<String, Object> task = section("task");
     String taskName = String.valueOf(task.getOrDefault("name", "arithmetic"));
@@ -116,8 +122,8 @@ public final class Pipeline {
     sftYaml.put("sft", Map.of("batch_size", sft.getOrDefault("batch_size", 32), "max_length",
         sft.getOrDefault("max_length", 512), "target_fields", List.of("solution")));
     sftYaml.put("optimizer", Map.of("lr", sft.getOrDefault("lr", 1e-3), "weight_decay", 0.0));
-    sftYaml.put("schedule", Map.of("type", "cosine", "warmup_steps", sft.getOrDefault("warmup_steps", 20),
-        "min_lr_ratio", 0.1));
+    sftYaml.put("schedule", Map.of("type", sft.getOrDefault("schedule", "cosine"), "warmup_steps",
+        sft.getOrDefault("warmup_steps", 20), "min_lr_ratio", 0.1));
     sftYaml.put("training", Map.of("steps", sft.getOrDefault("steps", 300)));
     sftYaml.put("checkpoint", Map.of("save_every", sft.getOrDefault("save_every", 100), "keep_last", 1));
     sftYaml.put("logging", Map.of("progress", false));
@@ -242,7 +248,8 @@ public final class Pipeline {
     Map<String, Object> ev = section("eval");
     return new EvalRunner.Options(((Number) ev.getOrDefault("k", 4)).intValue(),
         ((Number) ev.getOrDefault("temperature", 0.6)).doubleValue(),
-        ((Number) ev.getOrDefault("top_p", 0.95)).doubleValue(), ((Number) ev.getOrDefault("max_prompts", 200)).intValue(),
+        ((Number) ev.getOrDefault("top_p", 0.95)).doubleValue(),
+        ((Number) ev.getOrDefault("max_prompts", 200)).intValue(),
         ((Number) ev.getOrDefault("max_new_tokens", 64)).intValue(), "train", evalSeed, 1.0);
   }
 

@@ -1,6 +1,7 @@
 package io.grpo4j.trainer.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -36,7 +37,12 @@ class PipelineTest {
         "--set", "eval.during_prompts=2", "--set", "grpo.optimizer.betas=[0.9,0.99]",
         "--set", "grpo.schedule.warmup_steps=1");
     assertEquals(0, r.code(), r.err() + r.out());
-    // grpo.optimizer / grpo.schedule reach the GRPO stage's config
+    // sft.schedule reaches the SFT stage's config, grpo.optimizer / grpo.schedule the GRPO stage's
+    Map<String, Object> sftYaml = io.grpo4j.trainer.config.ConfigFiles.read(run.resolve("sft.yaml"));
+    Map<String, Object> qs = io.grpo4j.trainer.config.ConfigFiles.read(repo.resolve("configs/quickstart.yaml"));
+    Object sftSchedule = ((Map<?, ?>) qs.get("sft")).get("schedule");
+    assertEquals(sftSchedule == null ? "cosine" : sftSchedule,
+        ((Map<?, ?>) sftYaml.get("schedule")).get("type"));
     Map<String, Object> g = io.grpo4j.trainer.config.ConfigFiles.read(run.resolve("grpo.yaml"));
     assertEquals(List.of(0.9, 0.99), ((Map<?, ?>) g.get("optimizer")).get("betas"));
     assertEquals(1, ((Map<?, ?>) g.get("schedule")).get("warmup_steps"));
@@ -103,6 +109,18 @@ class PipelineTest {
     var rep = ModelCommandsTest.run("report", run.resolve("grpo").toString());
     assertEquals(0, rep.code(), rep.err());
     assertTrue(Files.exists(run.resolve("grpo/report.html")));
+  }
+
+  @Test
+  void anSftScheduleItDoesNotKnowIsOneLineNamingTheKey() {
+    Path repo = Path.of(System.getProperty("grpo.root", ".."));
+    var r = ModelCommandsTest.run("pipeline", "--config", repo.resolve("configs/quickstart.yaml").toString(),
+        "--run-dir", tmp.resolve("bad").toString(), "--set", "task.train_n=50", "--set", "task.eval_n=4",
+        "--set", "init.hidden=32", "--set", "init.layers=1", "--set", "init.heads=2", "--set", "init.kv_heads=1",
+        "--set", "sft.schedule=cosin");
+    assertEquals(2, r.code(), r.out() + r.err());
+    assertTrue(r.err().contains("sft.schedule") && r.err().contains("cosin"), r.err());
+    assertFalse(Files.exists(tmp.resolve("bad")), "nothing ran, nothing was written");
   }
 
   @Test
