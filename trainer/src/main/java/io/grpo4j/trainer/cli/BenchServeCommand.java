@@ -51,6 +51,10 @@ public final class BenchServeCommand implements Callable<Integer> {
   @Option(names = "--max-batch", defaultValue = "64", description = "In-process server's --max-batch.")
   int maxBatch;
 
+  @Option(names = "--batch-wait-ms", defaultValue = "2", description = "In-process server's --batch-wait-ms: how"
+      + " long an idle engine waits for companions before it starts (default: ${DEFAULT-VALUE}, as grpo serve).")
+  int batchWaitMs;
+
   @Option(names = "--threads", defaultValue = "0", description = "In-process server's PyTorch threads (0 = auto).")
   int threads;
 
@@ -76,8 +80,13 @@ public final class BenchServeCommand implements Callable<Integer> {
     if (requests < 1 || n < 1 || promptTokens < 1 || maxTokens < 1) {
       throw new UserError("--requests, --n, --prompt-tokens and --max-tokens must be >= 1");
     }
-    if (!(warmupSeconds >= 0)) {
-      throw new UserError("--warmup-s must be >= 0, got " + warmupSeconds);
+    for (int c : clients) {
+      if (c < 1) {
+        throw new UserError("--clients: levels must be >= 1, got " + c);
+      }
+    }
+    if (!(warmupSeconds >= 0) || batchWaitMs < 0) {
+      throw new UserError("--warmup-s and --batch-wait-ms must be >= 0, got " + warmupSeconds + " and " + batchWaitMs);
     }
     InferenceServer server = null;
     String base = url;
@@ -86,7 +95,7 @@ public final class BenchServeCommand implements Callable<Integer> {
       InferenceEngine engine;
       try {
         engine = new InferenceEngine(new InferenceEngine.Settings(model, target.device, target.precision, threads,
-            maxBatch, 2, batching));
+            maxBatch, batchWaitMs, batching));
       } catch (IllegalArgumentException e) {
         throw new UserError(e.getMessage());
       }
@@ -107,21 +116,25 @@ public final class BenchServeCommand implements Callable<Integer> {
         bodies.add("{\"prompt\": " + Arrays.toString(ids) + ", \"n\": " + n + ", \"max_tokens\": " + maxTokens
             + ", \"temperature\": 1.0, \"seed\": " + i + ", \"ignore_eos\": true, \"logprobs\": 0}");
       }
-      // Warm-up under load: with only a few requests first, the JIT compiler threads took a third of the 2 cores
-      // while the levels ran (the same 64-client level went 311 -> 347 -> 385 requests/s on three runs in a row)
-      int widest = Arrays.stream(clients).max().orElse(1);
-      long warm = warmUp(http, target, bodies, widest, warmupSeconds);
+      // Warm-up under load, at every level (widest first, half the time): with only a few requests first, the JIT
+      // compiler threads took a third of the 2 cores while the levels ran (the same 64-client level went 311 -> 347
+      // -> 385 requests/s on three runs in a row), and the single-client path compiled during its own level
+      int[] levels = Arrays.stream(clients).boxed().sorted(java.util.Comparator.reverseOrder()).distinct()
+          .mapToInt(Integer::intValue).toArray();
+      int widest = levels.length == 0 ? 1 : levels[0];
+      long warm = 0;
+      for (int li = 0; li < levels.length; li++) {
+        double share = levels.length == 1 ? 1 : li == 0 ? 0.5 : 0.5 / (levels.length - 1);
+        warm += warmUp(http, target, bodies, levels[li], warmupSeconds * share);
+      }
       var jit = java.lang.management.ManagementFactory.getCompilationMXBean();
       System.out.printf(Locale.ROOT, "%d requests per level, n = %d, %d prompt + %d completion tokens (after %d"
-          + " warm-up requests from %d clients)%n", requests, n, promptTokens, maxTokens, warm, widest);
+          + " warm-up requests at every level, %d clients at most)%n", requests, n, promptTokens, maxTokens, warm, widest);
       StringBuilder js = new StringBuilder("{\"levels\": [");
       double rps1 = 0;
       double rpsMax = 0;
       for (int li = 0; li < clients.length; li++) {
         int c = clients[li];
-        if (c < 1) {
-          throw new UserError("--clients: levels must be >= 1, got " + c);
-        }
         ExecutorService pool = Executors.newFixedThreadPool(c);
         AtomicInteger next = new AtomicInteger();
         long[] latency = new long[requests];

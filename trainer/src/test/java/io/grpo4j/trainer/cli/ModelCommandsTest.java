@@ -140,8 +140,8 @@ class ModelCommandsTest {
     assertEquals(0, r.code(), r.err());
     String[] lines = r.out().trim().split("\n");
     JsonNode j = new ObjectMapper().readTree(lines[lines.length - 1]);
-    // every one of the widest level's clients sent at least one untimed request before the timed levels
-    assertTrue(j.get("warmup_requests").asLong() >= 4, r.out());
+    // every client of every level sent at least one untimed request before the timed levels (4 + 1)
+    assertTrue(j.get("warmup_requests").asLong() >= 5, r.out());
     assertEquals(2, j.get("levels").size());
     for (JsonNode level : j.get("levels")) {
       assertTrue(level.get("requests_per_s").asDouble() > 0, r.out());
@@ -152,6 +152,9 @@ class ModelCommandsTest {
     Run bad = run("bench", "serve", "--model", Fixtures.model("tiny-qwen2").toString(), "--warmup-s", "-1");
     assertEquals(2, bad.code());
     assertTrue(bad.err().contains("--warmup-s"), bad.err());
+    Run none = run("bench", "serve", "--model", Fixtures.model("tiny-qwen2").toString(), "--clients", "4,0");
+    assertEquals(2, none.code());
+    assertTrue(none.err().contains("--clients") && none.err().contains("0"), none.err());
   }
 
   @Test
