@@ -7,6 +7,7 @@ import ai.djl.pytorch.engine.PtNDArray;
 import ai.djl.pytorch.jni.JniUtils;
 import io.grpo4j.trainer.distributed.ProcessGroup;
 import io.grpo4j.trainer.model.CausalLM;
+import io.grpo4j.trainer.model.ParallelShards;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;

@@ -1,8 +1,6 @@
-package io.grpo4j.trainer.grpo;
+package io.grpo4j.trainer.model;
 
 import ai.djl.pytorch.jni.JniUtils;
-import io.grpo4j.trainer.model.CausalLM;
-import io.grpo4j.trainer.model.Runtime;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
@@ -22,7 +20,7 @@ import java.util.concurrent.Future;
  * <p>Autograd's grad mode is per thread in PyTorch, so each shard switches it on for itself (DJL's
  * GradientCollector allows one collector per process and cannot be used here).
  */
-final class ParallelShards {
+public final class ParallelShards {
   private static final int CORES = java.lang.Runtime.getRuntime().availableProcessors();
   private static final ExecutorService POOL = Executors.newFixedThreadPool(Math.max(1, CORES - 1), r -> {
     Thread t = new Thread(r, "grpo4j-shard");
@@ -37,7 +35,7 @@ final class ParallelShards {
    * How many shards a minibatch of {@code rows} rows gets: {@code requested} when > 0, else one per core when the
    * model runs on the CPU with a single intra-op thread (small models) and every shard gets at least 2 rows.
    */
-  static int count(CausalLM model, int rows, int requested) {
+  public static int count(CausalLM model, int rows, int requested) {
     if (model.adapters() != null || model.gradientCheckpointing()) {
       return 1; // shard replicas alias the base weights only: adapters and checkpoints stay on one thread
     }
@@ -47,10 +45,20 @@ final class ParallelShards {
   }
 
   /**
+   * How many shards work that only reads the weights (sampling) gets over {@code units} independent parts (requests):
+   * one per core when the model runs on the CPU with a single intra-op thread, as {@link #count} for training.
+   * Adapters are fine here: nothing writes a gradient.
+   */
+  public static int forInference(CausalLM model, int units) {
+    int n = model.device().isGpu() || Runtime.intraOpThreads() != 1 ? 1 : Math.min(CORES, units);
+    return Math.max(1, n);
+  }
+
+  /**
    * Runs the tasks, the first on the calling thread, with autograd on or off in each, and returns their results in
    * order; waits for all of them, even when one fails, then rethrows the first failure (unchecked).
    */
-  static <T> List<T> run(List<Callable<T>> tasks, boolean grad) {
+  public static <T> List<T> run(List<Callable<T>> tasks, boolean grad) {
     List<Future<T>> futures = new ArrayList<>();
     for (int i = 1; i < tasks.size(); i++) {
       Callable<T> task = tasks.get(i);
