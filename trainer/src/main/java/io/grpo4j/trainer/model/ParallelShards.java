@@ -44,13 +44,19 @@ public final class ParallelShards {
     return Math.max(1, Math.min(n, rows));
   }
 
+  /** Sequences a sampling shard needs to pay for its thread (see {@link #forInference}). */
+  static final int MIN_SAMPLING_ROWS = 32;
+
   /**
-   * How many shards work that only reads the weights (sampling) gets over {@code units} independent parts (requests):
-   * one per core when the model runs on the CPU with a single intra-op thread, as {@link #count} for training.
-   * Adapters are fine here: nothing writes a gradient.
+   * How many shards sampling (which only reads the weights) gets over {@code requests} requests of {@code rows}
+   * sequences in all: one per core when the model runs on the CPU with a single intra-op thread, as {@link #count}
+   * for training, and at least {@link #MIN_SAMPLING_ROWS} sequences each. Measured here: 8 prompts x 8 on the
+   * quickstart's model, GRPO steps 23% shorter with 2 shards; 4 prompts x 8 on tiny-qwen2, no gain. Adapters are fine
+   * here: nothing writes a gradient.
    */
-  public static int forInference(CausalLM model, int units) {
-    int n = model.device().isGpu() || Runtime.intraOpThreads() != 1 ? 1 : Math.min(CORES, units);
+  public static int forInference(CausalLM model, int requests, int rows) {
+    int n = model.device().isGpu() || Runtime.intraOpThreads() != 1 ? 1
+        : Math.min(CORES, Math.min(requests, rows / MIN_SAMPLING_ROWS));
     return Math.max(1, n);
   }
 

@@ -11,12 +11,12 @@ import java.util.concurrent.Callable;
 
 /**
  * Sampling with the policy itself, in this process (KV cache, each prompt prefilled once per group). On a small CPU
- * model the prompts are split into one shard per core, each sampled by its own {@link Sampler} on its own thread, as
- * training already splits its rows ({@link ParallelShards}): decoding a tiny model is a chain of small ops that one
- * core runs one after another. A completion draws from its own seeded stream whatever rows it shares a batch with,
- * so the shards sample what one batch would, up to float rounding between matmuls of different shapes: on the
- * quickstart (seed 7), the first token that differed from one-batch sampling came at GRPO step 403 of 700, and the
- * run ended at 0.958 held-out pass@1 against 0.960, 23% sooner.
+ * model a large enough batch is split into one prompt shard per core, each sampled by its own {@link Sampler} on its
+ * own thread, as training already splits its rows ({@link ParallelShards#forInference}): decoding a tiny model is a
+ * chain of small ops that one core runs one after another. A completion draws from its own seeded stream whatever
+ * rows it shares a batch with, so the shards sample what one batch would, up to float rounding between matmuls of
+ * different shapes: on the quickstart (seed 7), the first token that differed from one-batch sampling came at GRPO
+ * step 403 of 700, and the run ended at 0.958 held-out pass@1 against 0.960, its GRPO stage 23% shorter.
  */
 public final class LocalRollout implements RolloutBackend {
   private final CausalLM policy;
@@ -40,7 +40,8 @@ public final class LocalRollout implements RolloutBackend {
       reqs.add(new Sampler.Request(prompts[i], n, params, Sampler.promptSeed(seed, first + i), false));
     }
     long t0 = System.nanoTime();
-    int shards = samplers.get(0).decodesOnDevice() ? 1 : ParallelShards.forInference(policy, reqs.size());
+    int shards = samplers.get(0).decodesOnDevice() ? 1
+        : ParallelShards.forInference(policy, reqs.size(), reqs.size() * n);
     while (samplers.size() < shards) {
       samplers.add(new Sampler(policy, padId, false));
     }

@@ -57,13 +57,16 @@ class LocalRolloutTest {
     }
     SamplingParams params = new SamplingParams(12, false, 0.9, 0.95, 40, 0.0, 1.0, tok.stopTokenIds());
     LocalRollout rollout = new LocalRollout(model, tok.padTokenId());
-    assertTrue(ParallelShards.forInference(model, prompts.length) > 1 || java.lang.Runtime.getRuntime()
-        .availableProcessors() == 1, "a small CPU model samples in more than one shard where there are cores");
+    int n = 10; // 70 sequences: two shards of at least 32
+    boolean cores = java.lang.Runtime.getRuntime().availableProcessors() > 1;
+    assertTrue(ParallelShards.forInference(model, prompts.length, prompts.length * n) > 1 || !cores,
+        "a small CPU model samples in more than one shard where there are cores");
+    assertEquals(1, ParallelShards.forInference(model, prompts.length, 31), "a small batch stays on one thread");
     for (int first : new int[] {0, 5}) {
-      List<Generation> got = rollout.sample(prompts, params, 3, 123, first);
+      List<Generation> got = rollout.sample(prompts, params, n, 123, first);
       List<Sampler.Request> reqs = new ArrayList<>();
       for (int i = 0; i < prompts.length; i++) {
-        reqs.add(new Sampler.Request(prompts[i], 3, params, Sampler.promptSeed(123, first + i), false));
+        reqs.add(new Sampler.Request(prompts[i], n, params, Sampler.promptSeed(123, first + i), false));
       }
       List<Generation> want = new Sampler(model, tok.padTokenId(), false).generate(reqs, null, null);
       OpenAiRolloutTest.assertSame(want, got);
