@@ -124,11 +124,8 @@ class ModelCommandsTest {
 
   @Test
   void benchGenerateEndsWithJson() throws Exception {
-    Run r = run("bench", "generate", "--model", Fixtures.model("tiny-qwen2").toString(), "--batch", "4",
-        "--prompt-len", "8", "--new-tokens", "8", "--iterations", "3", "--warmup", "1", "--json");
-    assertEquals(0, r.code(), r.err());
-    String[] lines = r.out().trim().split("\n");
-    JsonNode j = new ObjectMapper().readTree(lines[lines.length - 1]);
+    JsonNode j = lastJsonLine(run("bench", "generate", "--model", Fixtures.model("tiny-qwen2").toString(), "--batch",
+        "4", "--prompt-len", "8", "--new-tokens", "8", "--iterations", "3", "--warmup", "1", "--json"));
     assertTrue(j.get("tokens_per_s").asDouble() > 0);
     assertTrue(j.get("peak_rss_mb").asDouble() > 0);
   }
@@ -137,9 +134,7 @@ class ModelCommandsTest {
   void benchServeWarmsUpUnderLoadThenTimesEachLevel() throws Exception {
     Run r = run("bench", "serve", "--model", Fixtures.model("tiny-qwen2").toString(), "--clients", "1,4",
         "--requests", "8", "--prompt-tokens", "8", "--max-tokens", "4", "--warmup-s", "0.5", "--json");
-    assertEquals(0, r.code(), r.err());
-    String[] lines = r.out().trim().split("\n");
-    JsonNode j = new ObjectMapper().readTree(lines[lines.length - 1]);
+    JsonNode j = lastJsonLine(r);
     // every client of every level sent at least one untimed request before the timed levels (4 + 1)
     assertTrue(j.get("warmup_requests").asLong() >= 5, r.out());
     assertEquals(2, j.get("levels").size());
@@ -155,6 +150,13 @@ class ModelCommandsTest {
     Run none = run("bench", "serve", "--model", Fixtures.model("tiny-qwen2").toString(), "--clients", "4,0");
     assertEquals(2, none.code());
     assertTrue(none.err().contains("--clients") && none.err().contains("0"), none.err());
+  }
+
+  /** A --json run's figures: it exited 0 and its last line is one JSON object. */
+  private static JsonNode lastJsonLine(Run r) throws Exception {
+    assertEquals(0, r.code(), r.err());
+    String[] lines = r.out().trim().split("\n");
+    return new ObjectMapper().readTree(lines[lines.length - 1]);
   }
 
   @Test
