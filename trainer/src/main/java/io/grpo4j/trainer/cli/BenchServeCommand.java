@@ -64,9 +64,9 @@ public final class BenchServeCommand implements Callable<Integer> {
       description = "In-process server's batching: auto, continuous or request (default: ${DEFAULT-VALUE}).")
   String batching;
 
-  @Option(names = "--warmup-s", defaultValue = "10", description = "Seconds of untimed load at the largest level"
-      + " first, so the JIT has compiled the server's, the engine's and the clients' paths before any level is timed"
-      + " (default: ${DEFAULT-VALUE}).")
+  @Option(names = "--warmup-s", defaultValue = "10", description = "Seconds of untimed load first, half at the widest"
+      + " level and half over the others, so the JIT has compiled the server's, the engine's and the clients' paths"
+      + " before any level is timed (default: ${DEFAULT-VALUE}).")
   double warmupSeconds;
 
   @Option(names = "--json", description = "End with one JSON object of the figures.")
