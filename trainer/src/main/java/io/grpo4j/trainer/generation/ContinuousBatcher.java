@@ -80,7 +80,6 @@ public final class ContinuousBatcher implements AutoCloseable {
   private final NDManager store;
   private final HostStaging staging = new HostStaging(3);
   private KvCache cache; // rows = active, in order
-  private int length; // cache positions
   private final List<Row> active = new ArrayList<>();
   private volatile long steps;
   private volatile long rowSteps;
@@ -230,8 +229,8 @@ public final class ContinuousBatcher implements AutoCloseable {
         cache.close();
       }
       cache = fresh;
-      length = lp;
     } else {
+      int length = cache.length();
       int target = Math.max(length, lp);
       for (Row r : active) {
         r.keyMask = leftPad(r.keyMask, target - length);
@@ -241,7 +240,6 @@ public final class ContinuousBatcher implements AutoCloseable {
       }
       cache.appendRows(fresh); // both sides aligned on the right, the shorter padded on the left
       fresh.close();
-      length = target;
     }
     active.addAll(rows);
   }
@@ -262,7 +260,7 @@ public final class ContinuousBatcher implements AutoCloseable {
     }
     int b = active.size();
     int vocab = model.config().vocabSize();
-    int tk = length + 1;
+    int tk = cache.length() + 1; // the cache's positions and this step's
     long[] ids = new long[b];
     long[] pos = new long[b];
     int[][] mask = new int[b][];
@@ -280,7 +278,6 @@ public final class ContinuousBatcher implements AutoCloseable {
           AttentionBias.of(s, mask, 1, staging, 2), cache);
       logits = model.toFloat32(model.logits(hidden)).toFloatArray(); // (B, 1, V)
     }
-    length = tk;
     steps++;
     rowSteps += b;
     float[] row = new float[vocab];
@@ -337,12 +334,11 @@ public final class ContinuousBatcher implements AutoCloseable {
     if (keep.isEmpty()) {
       cache.close();
       cache = null;
-      length = 0;
       return;
     }
     cache.selectRows(keepIdx.stream().mapToLong(Long::longValue).toArray());
     // left positions that every remaining row masks out (room left by long prompts that have gone)
-    int unused = length;
+    int unused = cache.length();
     for (Row r : keep) {
       int first = 0;
       while (first < r.keyMask.length && r.keyMask[first] == 0) {
@@ -355,7 +351,6 @@ public final class ContinuousBatcher implements AutoCloseable {
       for (Row r : keep) {
         r.keyMask = Arrays.copyOfRange(r.keyMask, unused, r.keyMask.length);
       }
-      length -= unused;
     }
   }
 
@@ -369,7 +364,6 @@ public final class ContinuousBatcher implements AutoCloseable {
       cache.close();
       cache = null;
     }
-    length = 0;
   }
 
   @Override

@@ -133,7 +133,6 @@ public final class Sampler {
     long t0 = System.nanoTime();
     long prefillNanos = 0;
     long pickNanos = 0;
-    long generated = 0;
     int b0 = reqs.size();
     if (b0 == 0) {
       return List.of();
@@ -189,7 +188,6 @@ public final class Sampler {
           System.arraycopy(logits, a * vocab, row, 0, vocab);
           long tok = picker.pick(row, b.seen[r], b.seenLen[r], b.rng[r]);
           float logp = b.wantsLogprobs(r) ? picker.lastLogProb(tok) : Float.NaN;
-          generated++;
           if (b.accept(r, tok, logp)) {
             keep[kept] = a;
             next[kept] = tok;
@@ -230,7 +228,7 @@ public final class Sampler {
       }
     }
     long total = System.nanoTime() - t0;
-    lastTiming = new Timing(prefillNanos, total - prefillNanos - pickNanos, pickNanos, generated);
+    lastTiming = new Timing(prefillNanos, total - prefillNanos - pickNanos, pickNanos, b.generatedTokens());
     return b.results();
   }
 

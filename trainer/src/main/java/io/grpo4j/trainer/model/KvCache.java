@@ -17,7 +17,6 @@ public final class KvCache implements KvStore, AutoCloseable {
   private final NDArray[] values;
   private final int[] filled; // per layer: T_past
   private final NDManager owner; // where the cache's arrays live between decoding steps
-  private int length; // T_past
 
   public KvCache(int layers, NDManager owner) {
     keyBuffers = new NDArray[layers];
@@ -39,7 +38,7 @@ public final class KvCache implements KvStore, AutoCloseable {
   }
 
   public int length() {
-    return length;
+    return filled[filled.length - 1]; // the last layer's: a forward fills the layers in order
   }
 
   /** Writes this step's keys/values of {@code layer} after the past ones and returns the full (past + new) ones. */
@@ -108,9 +107,6 @@ public final class KvCache implements KvStore, AutoCloseable {
       values[layer].attach(owner);
     }
     filled[layer] = t;
-    if (layer == keys.length - 1) {
-      length = t;
-    }
   }
 
   private void closeViews(int layer) {
@@ -130,6 +126,7 @@ public final class KvCache implements KvStore, AutoCloseable {
     valueBuffers[layer] = null;
     keys[layer] = null;
     values[layer] = null;
+    filled[layer] = 0;
   }
 
   /**
@@ -145,7 +142,8 @@ public final class KvCache implements KvStore, AutoCloseable {
    * zero positions on its left, which the attention mask must hide. One copy into buffers with room to grow.
    */
   public void appendRows(KvCache other) {
-    int len = Math.max(length, other.length);
+    int length = length();
+    int len = Math.max(length, other.length());
     for (int l = 0; l < keys.length; l++) {
       if (keys[l] == null) {
         continue;
@@ -160,12 +158,11 @@ public final class KvCache implements KvStore, AutoCloseable {
         merged[kv] = owner.zeros(new ai.djl.ndarray.types.Shape(rows, s.get(1), 2L * len, s.get(3)),
             mine[kv].getDataType());
         merged[kv].set(new ai.djl.ndarray.index.NDIndex("0:{}, :, {}:{}", b1, len - length, len), mine[kv]);
-        merged[kv].set(new ai.djl.ndarray.index.NDIndex("{}:, :, {}:{}", b1, len - other.length, len), theirs[kv]);
+        merged[kv].set(new ai.djl.ndarray.index.NDIndex("{}:, :, {}:{}", b1, len - other.length(), len), theirs[kv]);
       }
       closeLayer(l);
       useBuffers(l, merged[0], merged[1], len);
     }
-    length = len;
   }
 
   /** Drops the first {@code n} positions of every row (no row attends to them any more). */
