@@ -39,6 +39,11 @@ venv .test-resources/peft-venv peft --torch transformers peft safetensors
 # grpo4j's JNI library (with c10d) built against that venv's PyTorch, installed apart from .grpo4j/ so that
 # scripts/grpo keeps its own set-up; DJL's JNI source comes from ../shared/vendor (offline)
 djlsrc=${GRPO_SHARED:-../shared}/vendor/djl-0.35.0-pytorch-jni-src.tar.gz
+# built again when its sources changed since (a library from older sources is refused at load, and its tests skip)
+lib=.test-resources/pytorch/libgrpo4j_torch.so
+if [ -f "$lib" ] && [ -n "$(find trainer/src/main/native -newer "$lib" -type f -print -quit)" ]; then
+  rm -f .test-resources/pytorch/pytorch.env
+fi
 if [ ! -f .test-resources/pytorch/pytorch.env ] && [ -x .test-resources/peft-venv/bin/python ] && [ -f "$djlsrc" ]; then
   GRPO4J_PYTORCH_HOME=$PWD/.test-resources/pytorch scripts/setup-pytorch.sh --python .test-resources/peft-venv/bin/python \
     --djl-src "$djlsrc" >.test-resources/setup-pytorch.log 2>&1 \

@@ -7,11 +7,14 @@
 //   - TF32 matmuls (torch.backends.cuda.matmul.allow_tf32)
 //   - a cast that autograd records (DJL's toType runs under a NoGradGuard), for bf16 mixed precision
 //   - fused scaled-dot-product attention (flash / memory-efficient kernels on CUDA), differentiable
+//   - a decoding step's attention on the CPU (decode_attention.cc)
 //   - CUDA graphs: capture whatever DJL ops run on this thread between begin and end, replay them later
 //   - in-place host -> tensor copies (DJL's set() swaps the storage, which a captured graph cannot follow)
 //   - collectives through c10d (PyTorch's distributed layer, what DDP and FSDP use): a TCPStore rendezvous and a
 //     Gloo (CPU) or NCCL (CUDA) process group; all-reduce and broadcast in place on DJL tensors
 #include <jni.h>
+
+#include "decode_attention.h"
 #include <torch/torch.h>
 #include <torch/version.h>
 
@@ -96,7 +99,7 @@ struct Group {
 extern "C" {
 
 // Bumped with every change of the functions below; NativeTorch.ABI must match, else the library is not used
-JNIEXPORT jint JNICALL Java_io_grpo4j_trainer_device_NativeTorch_abiVersion(JNIEnv*, jclass) { return 3; }
+JNIEXPORT jint JNICALL Java_io_grpo4j_trainer_device_NativeTorch_abiVersion(JNIEnv*, jclass) { return 4; }
 
 // Whether this build has c10d collectives: 0 none, 1 Gloo, 2 Gloo and NCCL
 JNIEXPORT jint JNICALL Java_io_grpo4j_trainer_device_NativeTorch_collectives(JNIEnv*, jclass) {
@@ -305,6 +308,15 @@ JNIEXPORT jlong JNICALL Java_io_grpo4j_trainer_device_NativeTorch_attention(JNIE
   if (mask != 0) m = tensor(mask);
   return release(at::scaled_dot_product_attention(tensor(q), tensor(k), tensor(v), m, 0.0, causal == JNI_TRUE,
                                                   std::optional<double>(scale), gqa == JNI_TRUE));
+  GRPO_CATCH(0)
+}
+
+// softmax(q k^T + bias) v for one query token per row, float32 on the CPU (see decode_attention.h)
+JNIEXPORT jlong JNICALL Java_io_grpo4j_trainer_device_NativeTorch_decodeAttention(JNIEnv* env, jclass, jlong q,
+                                                                               jlong k, jlong v, jlong bias) {
+  GRPO_TRY
+  torch::NoGradGuard noGrad;
+  return release(grpo4j::decodeAttention(tensor(q), tensor(k), tensor(v), tensor(bias)));
   GRPO_CATCH(0)
 }
 

@@ -18,7 +18,7 @@ import java.nio.file.Path;
  */
 public final class NativeTorch {
   private static final String ENV = "GRPO4J_NATIVE";
-  private static final int ABI = 3; // = abiVersion() of the sources in trainer/src/main/native
+  private static final int ABI = 4; // = abiVersion() of the sources in trainer/src/main/native
   private static volatile Boolean loaded;
   private static volatile String loadError;
 
@@ -112,6 +112,19 @@ public final class NativeTorch {
         gqa));
   }
 
+  /**
+   * One decoding step's attention on the CPU, float32, without autograd: softmax(q k^T + bias) v with one query token
+   * per row, as loops over each row's keys instead of batched matmuls over B * Hkv tiny matrices.
+   *
+   * @param q (B, 1, H, D), scale applied
+   * @param k (B, Hkv, S, D), likewise v; Hkv divides H
+   * @param bias additive (B, 1, 1, S)
+   * @return (B, 1, H * D)
+   */
+  public static NDArray decodeAttention(NDArray q, NDArray k, NDArray v, NDArray bias) {
+    return wrap(q, decodeAttention(handle(q), handle(k), handle(v), handle(bias)));
+  }
+
   /** x * sigmoid(x), one kernel forward and one backward, differentiable. */
   public static NDArray silu(NDArray x) {
     return wrap(x, silu(handle(x)));
@@ -193,6 +206,8 @@ public final class NativeTorch {
   public static native void setFloat32MatmulPrecision(String mode);
 
   private static native long castWithGrad(long handle, int dtype);
+
+  private static native long decodeAttention(long q, long k, long v, long bias);
 
   private static native long attention(long q, long k, long v, long mask, double scale, boolean causal,
       boolean gqa);

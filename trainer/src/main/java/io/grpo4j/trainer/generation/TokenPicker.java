@@ -11,6 +11,7 @@ import java.util.SplittableRandom;
 final class TokenPicker {
   private final SamplingParams p;
   private int[] order = new int[0];
+  private double[] prob = new double[0]; // the last pick's probabilities, then their cumulative sums (reused)
   private float[] lastLogits; // the last pick's processed logits (penalised, divided by temperature)
   private double lastLogNorm = Double.NaN; // their log-sum-exp, when the pick computed it
 
@@ -44,7 +45,10 @@ final class TokenPicker {
       max = Math.max(max, logits[i]);
     }
     // probabilities (unnormalised exp, then normalised) over the tokens still allowed
-    double[] prob = new double[v];
+    if (prob.length != v) {
+      prob = new double[v];
+    }
+    double[] prob = this.prob;
     double sum = 0;
     for (int i = 0; i < v; i++) {
       prob[i] = Math.exp(logits[i] - max);
@@ -99,23 +103,37 @@ final class TokenPicker {
         }
       }
     }
-    double total = 0;
-    for (double x : prob) {
-      total += x;
-    }
-    double u = rng.nextDouble() * total;
+    // inverse CDF: the first token whose cumulative mass exceeds u * total. The masses are summed once, in token
+    // order (the total is the last of them), and searched by bisection instead of a second pass
     double c = 0;
     int last = 0;
     for (int i = 0; i < v; i++) {
       if (prob[i] > 0) {
         c += prob[i];
         last = i;
-        if (u < c) {
-          return i;
-        }
+      }
+      prob[i] = c;
+    }
+    return firstAbove(prob, rng.nextDouble() * c, last);
+  }
+
+  /**
+   * The first index whose cumulative mass exceeds {@code u}, or {@code last} (the last token with mass) when
+   * rounding put u at the total. A token without mass never is the first: its cumulative mass equals its
+   * predecessor's.
+   */
+  private static int firstAbove(double[] cumulative, double u, int last) {
+    int lo = 0;
+    int hi = cumulative.length;
+    while (lo < hi) {
+      int mid = (lo + hi) >>> 1;
+      if (cumulative[mid] > u) {
+        hi = mid;
+      } else {
+        lo = mid + 1;
       }
     }
-    return last;
+    return lo < cumulative.length ? lo : last;
   }
 
   /**

@@ -539,7 +539,14 @@ public final class CausalLM implements AutoCloseable {
       kt = kv[0];
       v = kv[1];
     }
-    NDArray attn = fused ? fusedAttention(q, kt, v, bias, b, t) : attention(q, kt, v, bias, b, t);
+    NDArray attn;
+    if (fused) {
+      attn = fusedAttention(q, kt, v, bias, b, t);
+    } else if (cache != null && t == 1 && decodeKernel(q, bias)) {
+      attn = closing(NativeTorch.decodeAttention(q, kt, v, bias), q);
+    } else {
+      attn = attention(q, kt, v, bias, b, t);
+    }
     if (cache == null) {
       kt.close();
       v.close();
@@ -629,6 +636,15 @@ public final class CausalLM implements AutoCloseable {
     }
     NDArray ctxT = closing(ctx.transpose(0, 2, 1, 3), ctx);
     return closing(ctxT.reshape(b, t, (long) nH * d), ctxT);
+  }
+
+  /**
+   * Whether a decoding step's attention runs as the native library's CPU loops ({@link NativeTorch#decodeAttention})
+   * rather than matmuls: float32 on the CPU without autograd, with a (B, 1, 1, S) float32 bias.
+   */
+  private boolean decodeKernel(NDArray q, NDArray bias) {
+    return !device().isGpu() && NativeTorch.available() && q.getDataType() == DataType.FLOAT32 && bias != null
+        && bias.getDataType() == DataType.FLOAT32 && bias.getShape().get(2) == 1 && !JniUtils.isGradMode();
   }
 
   /** x * sigmoid(x), closing x: one fused kernel with the native library, else two ops. */
