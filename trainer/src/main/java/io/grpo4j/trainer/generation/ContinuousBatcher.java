@@ -22,7 +22,10 @@ import java.util.SplittableRandom;
  * cache), then their keys and values are spliced into the running cache: whichever side is shorter is padded on the
  * left with masked positions, and positions no row uses any more are trimmed away. Each completion draws from its
  * own seeded stream ({@link Sampler#mix}), so a seeded request samples the same tokens whatever it shares a batch
- * with. Tokens are picked on the host ({@link TokenPicker}), which also gives top-N log-probs.
+ * with. On a CPU tokens are picked on the host ({@link TokenPicker}), which also gives top-N log-probs; on a GPU
+ * they are picked on the device ({@link DevicePicker}, as {@link Sampler}'s GPU path does) and only the picked tokens
+ * come back: copying a 151,936-token vocabulary's logits a row a step to the host and picking there made a GPU
+ * server slower than a CPU one. Sequences that ask for top log-probs are picked on the host from their own rows.
  */
 public final class ContinuousBatcher implements AutoCloseable {
   /** Where a sequence's tokens go, as they are picked. */
@@ -56,7 +59,7 @@ public final class ContinuousBatcher implements AutoCloseable {
   /** A sequence in the running batch. */
   private static final class Row {
     final Seq seq;
-    final TokenPicker picker;
+    final TokenPicker picker; // null: picked on the device
     final SplittableRandom rng;
     final long[] seen; // prompt + completion, for the repetition penalty
     int seenLen;
@@ -65,9 +68,9 @@ public final class ContinuousBatcher implements AutoCloseable {
     long next; // the token to feed at the next step
     int[] keyMask; // 1 where the cache holds this row's tokens
 
-    Row(Seq seq) {
+    Row(Seq seq, boolean onDevice) {
       this.seq = seq;
-      this.picker = new TokenPicker(seq.params());
+      this.picker = onDevice && seq.topLogprobs() == 0 ? null : new TokenPicker(seq.params());
       this.rng = new SplittableRandom(Sampler.mix(seq.seed(), seq.stream()));
       this.seen = Arrays.copyOf(seq.prompt(), seq.prompt().length + seq.params().maxNewTokens());
       this.seenLen = seq.prompt().length;
@@ -77,6 +80,8 @@ public final class ContinuousBatcher implements AutoCloseable {
 
   private final CausalLM model;
   private final int padId;
+  private final boolean pickOnDevice;
+  private DevicePicker runningPicker; // the running rows' device picker, in their order; null after they changed
   private final NDManager store;
   private final HostStaging staging = new HostStaging(3);
   private KvCache cache; // rows = active, in order
@@ -84,9 +89,19 @@ public final class ContinuousBatcher implements AutoCloseable {
   private volatile long steps;
   private volatile long rowSteps;
 
+  /** Picks tokens on the device for a GPU model, on the host for a CPU one. */
   public ContinuousBatcher(CausalLM model, int padId) {
+    this(model, padId, DeviceDecoder.defaultFor(model.device()));
+  }
+
+  /**
+   * @param pickOnDevice true: tokens are picked on the model's device ({@link DevicePicker}: the same tokens as
+   *     {@link Sampler}'s device path); false: on the host ({@link TokenPicker}: as its host path)
+   */
+  public ContinuousBatcher(CausalLM model, int padId, boolean pickOnDevice) {
     this.model = model;
     this.padId = padId;
+    this.pickOnDevice = pickOnDevice;
     this.store = model.manager().newSubManager();
   }
 
@@ -137,14 +152,14 @@ public final class ContinuousBatcher implements AutoCloseable {
       }
     }
     List<Row> rows = new ArrayList<>();
-    float[] firstLogits;
-    int vocab = model.config().vocabSize();
+    List<Row> finished = new ArrayList<>();
     try (NoGrad g = NoGrad.enter(); NDManager s = store.newSubManager()) {
       KvCache fresh = new KvCache(model.config().numHiddenLayers(), store);
+      NDArray firstLogits;
       try {
         NDArray hidden = model.hidden(staging.longs(s, 0, ids, new Shape(b0, lp)),
             staging.longs(s, 1, pos, new Shape(b0, lp)), AttentionBias.of(s, mask, lp, staging, 2), fresh);
-        firstLogits = model.toFloat32(model.logits(hidden.get(":, -1, :"))).toFloatArray(); // (b0, V)
+        firstLogits = model.toFloat32(model.logits(hidden.get(":, -1, :"))); // (b0, V)
         Map<long[], PromptLogprobs> scores = new java.util.IdentityHashMap<>();
         for (Seq q : seqs) {
           if (q.promptLogprobs() >= 0 && !scores.containsKey(q.prompt())) {
@@ -160,7 +175,7 @@ public final class ContinuousBatcher implements AutoCloseable {
         long[] source = new long[seqs.size()];
         for (int i = 0; i < seqs.size(); i++) {
           source[i] = promptRow.get(seqs.get(i).prompt());
-          Row r = new Row(seqs.get(i));
+          Row r = new Row(seqs.get(i), pickOnDevice);
           r.keyMask = mask[(int) source[i]].clone();
           rows.add(r);
         }
@@ -170,20 +185,26 @@ public final class ContinuousBatcher implements AutoCloseable {
         throw e;
       }
       splice(fresh, lp, rows);
-    }
-    // the first token of every new row, from its prompt's last logits
-    float[] row = new float[vocab];
-    List<Row> finished = new ArrayList<>();
-    for (int i = 0; i < rows.size(); i++) {
-      Row r = rows.get(i);
-      if (!r.seq.generate()) {
-        r.seq.sink().done("length");
-        finished.add(r);
-        continue;
+      // the first token of every new row, from its prompt's last logits; scoring-only rows end here
+      List<Row> generating = new ArrayList<>();
+      List<Long> logitRow = new ArrayList<>();
+      for (Row r : rows) {
+        if (r.seq.generate()) {
+          generating.add(r);
+          logitRow.add((long) promptRow.get(r.seq.prompt()));
+        } else {
+          r.seq.sink().done("length");
+          finished.add(r);
+        }
       }
-      System.arraycopy(firstLogits, promptRow.get(r.seq.prompt()) * vocab, row, 0, vocab);
-      if (!pick(r, row)) {
-        finished.add(r);
+      if (!generating.isEmpty()) {
+        NDArray perRow = firstLogits.get(s.create(logitRow.stream().mapToLong(Long::longValue).toArray()));
+        try {
+          finished.addAll(pickAll(generating, perRow, false, s));
+        } catch (RuntimeException | Error e) {
+          remove(rows); // the caller fails their requests: they must not decode on
+          throw e;
+        }
       }
     }
     remove(finished);
@@ -242,6 +263,7 @@ public final class ContinuousBatcher implements AutoCloseable {
       fresh.close();
     }
     active.addAll(rows);
+    dropRunningPicker();
   }
 
   private static int[] leftPad(int[] mask, int by) {
@@ -272,32 +294,119 @@ public final class ContinuousBatcher implements AutoCloseable {
       r.keyMask[tk - 1] = 1;
       mask[i] = r.keyMask;
     }
-    float[] logits;
+    List<Row> finished;
     try (NoGrad g = NoGrad.enter(); NDManager s = store.newSubManager()) {
       NDArray hidden = model.hidden(staging.longs(s, 0, ids, new Shape(b, 1)), staging.longs(s, 1, pos, new Shape(b, 1)),
           AttentionBias.of(s, mask, 1, staging, 2), cache);
-      logits = model.toFloat32(model.logits(hidden)).toFloatArray(); // (B, 1, V)
+      NDArray logits = model.toFloat32(model.logits(hidden)).reshape(b, vocab);
+      finished = pickAll(active, logits, true, s);
     }
     steps++;
     rowSteps += b;
-    float[] row = new float[vocab];
-    List<Row> finished = new ArrayList<>();
-    for (int i = 0; i < b; i++) {
-      System.arraycopy(logits, i * vocab, row, 0, vocab);
-      Row r = active.get(i);
-      if (!pick(r, row)) {
-        finished.add(r);
-      }
-    }
     remove(finished);
     return true;
   }
 
-  /** Picks the row's next token and tells its sink; false when the row is done. */
-  private boolean pick(Row r, float[] logits) {
-    long tok = r.picker.pick(logits, r.seen, r.seenLen, r.rng);
-    float lp = r.picker.lastLogProb(tok);
-    Map<Long, Float> top = r.seq.topLogprobs() > 0 ? r.picker.lastTopLogProbs(r.seq.topLogprobs()) : null;
+  /**
+   * Picks the next token of every row from its logits and moves the rows on: on the device for rows without a host
+   * picker (one draw each from its stream, one (2, n) copy back), on the host for the others (only their logits
+   * are copied).
+   *
+   * @param logits (n, V) float32, row i for rows.get(i)
+   * @param running whether {@code rows} are the running batch (its device picker is kept between steps)
+   * @return the rows that ended
+   */
+  private List<Row> pickAll(List<Row> rows, NDArray logits, boolean running, NDManager s) {
+    int n = rows.size();
+    int vocab = model.config().vocabSize();
+    long[] tokens = new long[n];
+    float[] logps = new float[n];
+    List<Long> onHost = new ArrayList<>();
+    float[] u = new float[n];
+    for (int i = 0; i < n; i++) {
+      Row r = rows.get(i);
+      if (r.picker != null) {
+        onHost.add((long) i);
+      } else {
+        u[i] = DevicePicker.uniform(r.rng);
+      }
+    }
+    if (onHost.size() < n) {
+      DevicePicker p = running ? runningPicker(rows) : newPicker(rows);
+      try {
+        double[] picked = p.pick(logits, s.create(u), s).toDoubleArray(); // (2, n): tokens, log-probs
+        for (int i = 0; i < n; i++) {
+          tokens[i] = (long) picked[i];
+          logps[i] = (float) picked[n + i];
+        }
+      } finally {
+        if (!running) {
+          p.close();
+        }
+      }
+    }
+    List<Map<Long, Float>> tops = new ArrayList<>(java.util.Collections.nCopies(n, null));
+    if (!onHost.isEmpty()) {
+      NDArray hostRows = onHost.size() == n ? logits
+          : logits.get(s.create(onHost.stream().mapToLong(Long::longValue).toArray()));
+      float[] host = hostRows.toFloatArray();
+      float[] row = new float[vocab];
+      for (int k = 0; k < onHost.size(); k++) {
+        int i = (int) (long) onHost.get(k);
+        Row r = rows.get(i);
+        System.arraycopy(host, k * vocab, row, 0, vocab);
+        tokens[i] = r.picker.pick(row, r.seen, r.seenLen, r.rng);
+        logps[i] = r.picker.lastLogProb(tokens[i]);
+        tops.set(i, r.seq.topLogprobs() > 0 ? r.picker.lastTopLogProbs(r.seq.topLogprobs()) : null);
+      }
+    }
+    List<Row> finished = new ArrayList<>();
+    for (int i = 0; i < n; i++) {
+      if (!advance(rows.get(i), tokens[i], logps[i], tops.get(i))) {
+        finished.add(rows.get(i));
+      }
+    }
+    return finished;
+  }
+
+  /** The running rows' device picker, made (and loaded with each row's tokens so far) after the rows changed. */
+  private DevicePicker runningPicker(List<Row> rows) {
+    if (runningPicker == null) {
+      runningPicker = newPicker(rows);
+    }
+    return runningPicker;
+  }
+
+  /** A device picker for these rows: their sampling parameters, and their prompt and completion tokens so far. */
+  private DevicePicker newPicker(List<Row> rows) {
+    int vocab = model.config().vocabSize();
+    SamplingParams[] params = new SamplingParams[rows.size()];
+    long[][] seen = new long[rows.size()][];
+    for (int i = 0; i < params.length; i++) {
+      Row r = rows.get(i);
+      params[i] = r.seq.params();
+      seen[i] = Arrays.copyOf(r.seen, r.seenLen);
+    }
+    DevicePicker p = new DevicePicker(store, params.length, vocab, DevicePicker.Filters.of(Arrays.asList(params),
+        vocab));
+    try {
+      p.load(params, seen);
+    } catch (RuntimeException | Error e) {
+      p.close();
+      throw e;
+    }
+    return p;
+  }
+
+  private void dropRunningPicker() {
+    if (runningPicker != null) {
+      runningPicker.close();
+      runningPicker = null;
+    }
+  }
+
+  /** Records the row's picked token and tells its sink; false when the row is done. */
+  private boolean advance(Row r, long tok, float lp, Map<Long, Float> top) {
     r.seen[r.seenLen++] = tok;
     r.generated++;
     r.next = tok;
@@ -331,6 +440,7 @@ public final class ContinuousBatcher implements AutoCloseable {
     }
     active.clear();
     active.addAll(keep);
+    dropRunningPicker();
     if (keep.isEmpty()) {
       cache.close();
       cache = null;
@@ -360,6 +470,7 @@ public final class ContinuousBatcher implements AutoCloseable {
       r.seq.sink().done(reason);
     }
     active.clear();
+    dropRunningPicker();
     if (cache != null) {
       cache.close();
       cache = null;

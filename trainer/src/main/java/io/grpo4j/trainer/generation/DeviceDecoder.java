@@ -147,8 +147,7 @@ final class DeviceDecoder implements AutoCloseable {
   /** One uniform number per running row from its own stream (finished rows draw nothing: streams stay aligned). */
   private static void draw(SplittableRandom[] rng, boolean[] running, float[] u) {
     for (int r = 0; r < u.length; r++) {
-      // float32 below 1: the device compares against cumulative float32 mass
-      u[r] = running[r] ? (float) Math.min(rng[r].nextDouble(), 0.99999994) : 0f; // (stays below 1 as a float)
+      u[r] = running[r] ? DevicePicker.uniform(rng[r]) : 0f;
     }
   }
 

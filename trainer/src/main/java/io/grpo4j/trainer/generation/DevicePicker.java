@@ -129,6 +129,12 @@ final class DevicePicker implements AutoCloseable {
     }
   }
 
+  /** A row's draw for {@link #pick}: its stream's next number as a float32 below 1 (the device compares it against
+   * cumulative float32 mass). */
+  static float uniform(java.util.SplittableRandom rng) {
+    return (float) Math.min(rng.nextDouble(), 0.99999994);
+  }
+
   private static void set(NDArray dst, NDArray value) {
     dst.set(new NDIndex("..."), value);
   }

@@ -3,17 +3,23 @@ package io.grpo4j.trainer.generation;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import ai.djl.Device;
+import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDManager;
 import io.grpo4j.trainer.Fixtures;
 import io.grpo4j.trainer.model.CausalLM;
 import io.grpo4j.trainer.model.HfCheckpoint;
+import io.grpo4j.trainer.model.Precision;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * Sequences that join a running batch mid-way, leave it when done, and sample exactly the tokens the batch sampler
@@ -38,12 +44,16 @@ class ContinuousBatcherTest {
   static class Collect implements ContinuousBatcher.Sink {
     final List<Long> tokens = new ArrayList<>();
     final List<Float> logprobs = new ArrayList<>();
+    final List<Map<Long, Float>> tops = new ArrayList<>();
     String reason;
 
     @Override
     public void token(long token, float logprob, Map<Long, Float> top) {
       tokens.add(token);
       logprobs.add(logprob);
+      if (top != null) {
+        tops.add(top);
+      }
     }
 
     @Override
@@ -61,18 +71,23 @@ class ContinuousBatcherTest {
     return new ContinuousBatcher.Seq(prompt, p, Sampler.promptSeed(seed, 0), stream, 0, -1, true, sink, null);
   }
 
-  @Test
-  void sequencesJoinAndLeaveMidBatchAndSampleWhatTheyWouldAlone() {
+  /**
+   * Host picking (the CPU default) gives the tokens of the batch sampler's host path; device picking (the GPU
+   * default, run here on the CPU) those of its device path.
+   */
+  @ParameterizedTest
+  @ValueSource(booleans = {false, true})
+  void sequencesJoinAndLeaveMidBatchAndSampleWhatTheyWouldAlone(boolean onDevice) {
     SamplingParams longP = SamplingParams.sample(40, 0.9);
     SamplingParams shortP = SamplingParams.sample(5, 0.9);
     long[] a = {11, 12, 13};
     long[] b = {21, 22, 23, 24, 25, 26, 27, 28, 29, 30}; // longer prompt: the running cache is padded on the left
     long[] c = {7};
-    Sampler sampler = new Sampler(model, 0, false);
+    Sampler sampler = new Sampler(model, 0, onDevice);
     long[] aliceAlone = sampler.generate(new long[][] {a}, longP, 2, 100).get(1).completionIds();
     long[] bobAlone = sampler.generate(new long[][] {b}, shortP, 1, 200).get(0).completionIds();
     long[] carolAlone = sampler.generate(new long[][] {c}, longP, 1, 300).get(0).completionIds();
-    try (ContinuousBatcher batcher = new ContinuousBatcher(model, 0)) {
+    try (ContinuousBatcher batcher = new ContinuousBatcher(model, 0, onDevice)) {
       Collect a0 = new Collect();
       Collect a1 = new Collect();
       batcher.admit(List.of(seq(a, longP, 100, 0, a0), seq(a, longP, 100, 1, a1)));
@@ -98,6 +113,92 @@ class ContinuousBatcherTest {
       assertEquals(40, a0.tokens.size());
       assertEquals(0, batcher.activeRows());
       assertTrue(batcher.meanRows() > 1.5, "occupancy " + batcher.meanRows());
+    }
+  }
+
+  /**
+   * With device picking, a sequence that asks for top log-probs is picked on the host from its own logits, beside
+   * rows picked on the device and with a repetition penalty: each gives what it gives alone.
+   */
+  @Test
+  void devicePickingKeepsTopLogprobSequencesOnTheHost() {
+    SamplingParams plain = SamplingParams.sample(12, 0.8).withStopTokenIds(new int[0]);
+    SamplingParams penalised = SamplingParams.sample(12, 1.0).withFilters(0.9, 50, 0, 1.3)
+        .withStopTokenIds(new int[0]);
+    long[] p = {31, 32, 33, 34};
+    long[] q = {41, 42};
+    List<long[]> alone = new ArrayList<>();
+    List<Collect> together = new ArrayList<>();
+    for (int round = 0; round < 2; round++) {
+      try (ContinuousBatcher batcher = new ContinuousBatcher(model, 0, true)) {
+        Collect top = new Collect();
+        Collect dev = new Collect();
+        Collect pen = new Collect();
+        ContinuousBatcher.Seq withTop = new ContinuousBatcher.Seq(q, plain, 5, 0, 3, -1, true, top, null);
+        ContinuousBatcher.Seq onDevice = seq(p, plain, 6, 0, dev);
+        ContinuousBatcher.Seq penalty = seq(q, penalised, 7, 0, pen);
+        if (round == 0) { // one at a time
+          for (ContinuousBatcher.Seq one : List.of(withTop, onDevice, penalty)) {
+            batcher.admit(List.of(one));
+            while (batcher.step()) {
+              // until it is done
+            }
+          }
+          alone.add(top.ids());
+          alone.add(dev.ids());
+          alone.add(pen.ids());
+        } else { // all three in one batch, the top log-prob row between the others
+          batcher.admit(List.of(onDevice, withTop, penalty));
+          while (batcher.step()) {
+            // until everyone is done
+          }
+          together.addAll(List.of(top, dev, pen));
+          assertEquals(12, top.tops.size());
+          for (Map<Long, Float> t : top.tops) {
+            assertEquals(3, t.size());
+          }
+        }
+      }
+    }
+    for (int i = 0; i < 3; i++) {
+      assertArrayEquals(alone.get(i), together.get(i).ids(), "sequence " + i);
+    }
+  }
+
+  /**
+   * On a GPU (skipped elsewhere) the default picks tokens on the device, and a seeded sequence still gives the same
+   * tokens alone as when it joins a running batch.
+   */
+  @Test
+  void onAGpuTokensArePickedOnTheDevice() throws Exception {
+    assumeTrue(Engine.getInstance().getGpuCount() > 0, "needs a CUDA GPU");
+    try (NDManager gpuRoot = NDManager.newBaseManager(Device.gpu());
+        CausalLM gpu = HfCheckpoint.open(Fixtures.model("tiny-qwen2")).loadModel(gpuRoot.newSubManager(),
+            Precision.FP32)) {
+      SamplingParams p = SamplingParams.sample(16, 0.9).withStopTokenIds(new int[0]);
+      long[] a = {11, 12, 13};
+      long[] b = {21, 22, 23, 24, 25};
+      Collect alone = new Collect();
+      try (ContinuousBatcher batcher = new ContinuousBatcher(gpu, 0)) {
+        batcher.admit(List.of(seq(b, p, 9, 0, alone)));
+        while (batcher.step()) {
+          // until it is done
+        }
+      }
+      Collect first = new Collect();
+      Collect joined = new Collect();
+      try (ContinuousBatcher batcher = new ContinuousBatcher(gpu, 0)) {
+        batcher.admit(List.of(seq(a, p, 8, 0, first)));
+        for (int i = 0; i < 5; i++) {
+          batcher.step();
+        }
+        batcher.admit(List.of(seq(b, p, 9, 0, joined)));
+        while (batcher.step()) {
+          // until both are done
+        }
+      }
+      assertEquals(16, first.tokens.size());
+      assertArrayEquals(alone.ids(), joined.ids());
     }
   }
 

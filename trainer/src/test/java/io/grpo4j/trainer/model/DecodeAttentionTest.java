@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
@@ -20,7 +21,8 @@ import org.junit.jupiter.params.provider.CsvSource;
  * scripts/setup-pytorch.sh's PyTorch) against softmax(q k^T + bias) v written with libtorch's matmuls, on the
  * layouts decoding hands it: queries that are a view of the stacked q | k | v projection, keys and values that are
  * views of a cache buffer with spare room, masked positions on the left, grouped-query heads. (The model-level
- * checks, KvCacheTest and CausalLMGoldenTest's greedy ids, run again with the library in scripts/test.sh.)
+ * checks, KvCacheTest and CausalLMGoldenTest's greedy ids, run again with the library in scripts/test.sh.) On the
+ * CPU whatever the default device: the kernel is the CPU's (a GPU decodes with its own kernels).
  */
 class DecodeAttentionTest {
   @ParameterizedTest
@@ -28,7 +30,7 @@ class DecodeAttentionTest {
   void matchesMatmulAttention(int b, int h, int hkv, int s, int d) {
     assumeTrue(NativeTorch.available(), "needs the PyTorch set up by scripts/setup-pytorch.sh");
     Random rnd = new Random(b * 1000L + s);
-    try (NDManager m = NDManager.newBaseManager()) {
+    try (NDManager m = NDManager.newBaseManager(Device.cpu())) {
       // q: heads 0..h-1 of a (B, 1, h + 2 hkv, D) projection; k, v: the first s of 2s + 3 buffer positions
       NDArray proj = random(m, rnd, new Shape(b, 1, h + 2L * hkv, d));
       NDArray q = proj.get(new NDIndex(":, :, 0:{}, :", h));
@@ -58,7 +60,7 @@ class DecodeAttentionTest {
   @Test
   void refusesShapesItCannotRun() {
     assumeTrue(NativeTorch.available(), "needs the PyTorch set up by scripts/setup-pytorch.sh");
-    try (NDManager m = NDManager.newBaseManager()) {
+    try (NDManager m = NDManager.newBaseManager(Device.cpu())) {
       NDArray q = m.zeros(new Shape(2, 3, 4, 16)); // three query tokens a row
       NDArray k = m.zeros(new Shape(2, 2, 5, 16));
       NDArray bias = m.zeros(new Shape(2, 1, 1, 5));
