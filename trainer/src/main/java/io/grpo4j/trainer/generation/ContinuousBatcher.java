@@ -430,13 +430,24 @@ public final class ContinuousBatcher implements AutoCloseable {
     }
     java.util.Set<Row> gone = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
     gone.addAll(finished);
-    List<Row> keep = new ArrayList<>();
-    List<Long> keepIdx = new ArrayList<>();
-    for (int i = 0; i < active.size(); i++) {
+    // a finished row's place goes to the last running row (the cache copies only the rows that move)
+    int n = active.size();
+    int kept = n - (int) active.stream().filter(gone::contains).count();
+    long[] order = new long[kept];
+    int tail = n - 1;
+    for (int i = 0; i < kept; i++) {
       if (!gone.contains(active.get(i))) {
-        keep.add(active.get(i));
-        keepIdx.add((long) i);
+        order[i] = i;
+      } else {
+        while (gone.contains(active.get(tail))) {
+          tail--;
+        }
+        order[i] = tail--;
       }
+    }
+    List<Row> keep = new ArrayList<>(kept);
+    for (long i : order) {
+      keep.add(active.get((int) i));
     }
     active.clear();
     active.addAll(keep);
@@ -446,7 +457,7 @@ public final class ContinuousBatcher implements AutoCloseable {
       cache = null;
       return;
     }
-    cache.selectRows(keepIdx.stream().mapToLong(Long::longValue).toArray());
+    cache.selectRows(order);
     // left positions that every remaining row masks out (room left by long prompts that have gone)
     int unused = cache.length();
     for (Row r : keep) {

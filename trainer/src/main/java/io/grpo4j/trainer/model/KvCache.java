@@ -9,11 +9,15 @@ import ai.djl.ndarray.NDManager;
  * a step writes its positions in place and attention reads a view of the filled part, instead of concatenating
  * (copying the whole cache every step, which at 64 rows and 80 positions is most of a small model's step). Arrays
  * live in the manager of the decoding step that owns the cache.
+ *
+ * <p>Buffers may also hold spare rows past the ones in use, for continuous batching: rows that join are written
+ * into them ({@link #appendRows}) and rows that leave are replaced by rows moved from the end ({@link
+ * #selectRows}), so neither copies the whole cache.
  */
 public final class KvCache implements KvStore, AutoCloseable {
-  private final NDArray[] keyBuffers; // per layer: (B, kv_heads, capacity, head_dim)
+  private final NDArray[] keyBuffers; // per layer: (row capacity, kv_heads, position capacity, head_dim)
   private final NDArray[] valueBuffers;
-  private final NDArray[] keys; // per layer: the filled part of the buffer, (B, kv_heads, T_past, head_dim)
+  private final NDArray[] keys; // per layer: the rows in use and filled positions, (B, kv_heads, T_past, head_dim)
   private final NDArray[] values;
   private final int[] filled; // per layer: T_past
   private final NDManager owner; // where the cache's arrays live between decoding steps
@@ -41,6 +45,12 @@ public final class KvCache implements KvStore, AutoCloseable {
     return filled[filled.length - 1]; // the last layer's: a forward fills the layers in order
   }
 
+  /** Rows in use (0 when empty). */
+  public int rows() {
+    NDArray k = keys[keys.length - 1];
+    return k == null ? 0 : (int) k.getShape().get(0);
+  }
+
   /** Writes this step's keys/values of {@code layer} after the past ones and returns the full (past + new) ones. */
   @Override
   public NDArray[] append(int layer, NDArray k, NDArray v) {
@@ -49,58 +59,60 @@ public final class KvCache implements KvStore, AutoCloseable {
       // a prefill: its own arrays are the first buffer (room comes with the first growth)
       k.attach(owner);
       v.attach(owner);
-      useBuffers(layer, k, v, t);
+      useBuffers(layer, k, v, (int) k.getShape().get(0), t);
     } else {
       int past = filled[layer];
+      int rows = (int) keys[layer].getShape().get(0);
       if (past + t > keyBuffers[layer].getShape().get(2)) {
         grow(layer, past + t);
       }
-      ai.djl.ndarray.index.NDIndex at = positions(past, past + t);
+      ai.djl.ndarray.index.NDIndex at = block(0, rows, past, past + t);
       keyBuffers[layer].set(at, k);
       valueBuffers[layer].set(at, v);
       k.close();
       v.close();
       closeViews(layer);
-      useBuffers(layer, keyBuffers[layer], valueBuffers[layer], past + t);
+      useBuffers(layer, keyBuffers[layer], valueBuffers[layer], rows, past + t);
     }
     return new NDArray[] {keys[layer], values[layer]};
   }
 
   /**
-   * Positions [from, to) of every row and head, built directly: a decoding step makes four of these per layer, and
-   * parsing an index string costs more than the copy it saves on a small batch.
+   * Rows [rowFrom, rowTo) at positions [from, to), every head, built directly: a decoding step makes four of these
+   * per layer, and parsing an index string costs more than the copy it saves on a small batch.
    */
-  private static ai.djl.ndarray.index.NDIndex positions(long from, long to) {
-    return new ai.djl.ndarray.index.NDIndex().addAllDim(2).addSliceDim(from, to);
+  private static ai.djl.ndarray.index.NDIndex block(long rowFrom, long rowTo, long from, long to) {
+    return new ai.djl.ndarray.index.NDIndex().addSliceDim(rowFrom, rowTo).addAllDim().addSliceDim(from, to);
   }
 
   /** New buffers of at least {@code need} positions (twice the old room), holding the filled part. */
   private void grow(int layer, int need) {
-    ai.djl.ndarray.types.Shape s = keys[layer].getShape();
-    long room = Math.max(need, 2 * keyBuffers[layer].getShape().get(2));
+    ai.djl.ndarray.types.Shape s = keyBuffers[layer].getShape();
+    long room = Math.max(need, 2 * s.get(2));
     ai.djl.ndarray.types.Shape shape = new ai.djl.ndarray.types.Shape(s.get(0), s.get(1), room, s.get(3));
     NDArray kb = owner.zeros(shape, keys[layer].getDataType());
     NDArray vb = owner.zeros(shape, values[layer].getDataType());
-    ai.djl.ndarray.index.NDIndex head = positions(0, filled[layer]);
+    int rows = (int) keys[layer].getShape().get(0);
+    ai.djl.ndarray.index.NDIndex head = block(0, rows, 0, filled[layer]);
     kb.set(head, keys[layer]);
     vb.set(head, values[layer]);
     int t = filled[layer];
     closeLayer(layer);
-    useBuffers(layer, kb, vb, t);
+    useBuffers(layer, kb, vb, rows, t);
   }
 
   /**
-   * Makes {@code kb}/{@code vb} (owned by the cache) the layer's buffers and their first {@code t} positions its keys
-   * and values.
+   * Makes {@code kb}/{@code vb} (owned by the cache) the layer's buffers and their first {@code rows} rows at the
+   * first {@code t} positions its keys and values.
    */
-  private void useBuffers(int layer, NDArray kb, NDArray vb, int t) {
+  private void useBuffers(int layer, NDArray kb, NDArray vb, int rows, int t) {
     keyBuffers[layer] = kb;
     valueBuffers[layer] = vb;
-    if (kb.getShape().get(2) == t) {
+    if (kb.getShape().get(0) == rows && kb.getShape().get(2) == t) {
       keys[layer] = kb;
       values[layer] = vb;
     } else {
-      ai.djl.ndarray.index.NDIndex upTo = positions(0, t);
+      ai.djl.ndarray.index.NDIndex upTo = block(0, rows, 0, t);
       keys[layer] = kb.get(upTo);
       values[layer] = vb.get(upTo);
       keys[layer].attach(owner);
@@ -139,11 +151,31 @@ public final class KvCache implements KvStore, AutoCloseable {
 
   /**
    * Appends another cache's rows (same layers) below this one's, both aligned on the right: the shorter one gets
-   * zero positions on its left, which the attention mask must hide. One copy into buffers with room to grow.
+   * zero positions on its left, which the attention mask must hide. Written into the spare rows when they are
+   * enough and the new rows are no longer than these; else one copy of both into new buffers, with spare rows (up to
+   * the next power of two) and room to grow.
    */
   public void appendRows(KvCache other) {
     int length = length();
+    int rows = rows();
+    int extra = other.rows();
+    if (rows > 0 && other.length() <= length && rows + extra <= keyBuffers[keys.length - 1].getShape().get(0)) {
+      for (int l = 0; l < keys.length; l++) {
+        int pad = length - other.length();
+        for (NDArray buffer : new NDArray[] {keyBuffers[l], valueBuffers[l]}) {
+          if (pad > 0) {
+            buffer.set(block(rows, rows + extra, 0, pad), 0f); // rows that left wrote there
+          }
+        }
+        keyBuffers[l].set(block(rows, rows + extra, pad, length), other.keys[l]);
+        valueBuffers[l].set(block(rows, rows + extra, pad, length), other.values[l]);
+        closeViews(l);
+        useBuffers(l, keyBuffers[l], valueBuffers[l], rows + extra, length);
+      }
+      return;
+    }
     int len = Math.max(length, other.length());
+    long capacity = Long.highestOneBit(rows + extra - 1L) << 1;
     for (int l = 0; l < keys.length; l++) {
       if (keys[l] == null) {
         continue;
@@ -151,41 +183,62 @@ public final class KvCache implements KvStore, AutoCloseable {
       NDArray[] mine = {keys[l], values[l]};
       NDArray[] theirs = {other.keys[l], other.values[l]};
       NDArray[] merged = new NDArray[2];
-      long b1 = mine[0].getShape().get(0);
       for (int kv = 0; kv < 2; kv++) {
         ai.djl.ndarray.types.Shape s = mine[kv].getShape();
-        long rows = b1 + theirs[kv].getShape().get(0);
-        merged[kv] = owner.zeros(new ai.djl.ndarray.types.Shape(rows, s.get(1), 2L * len, s.get(3)),
-            mine[kv].getDataType());
-        merged[kv].set(new ai.djl.ndarray.index.NDIndex("0:{}, :, {}:{}", b1, len - length, len), mine[kv]);
-        merged[kv].set(new ai.djl.ndarray.index.NDIndex("{}:, :, {}:{}", b1, len - other.length(), len), theirs[kv]);
+        merged[kv] = owner.zeros(new ai.djl.ndarray.types.Shape(Math.max(capacity, rows + extra), s.get(1), 2L * len,
+            s.get(3)), mine[kv].getDataType());
+        merged[kv].set(block(0, rows, len - length, len), mine[kv]);
+        merged[kv].set(block(rows, rows + extra, len - other.length(), len), theirs[kv]);
       }
       closeLayer(l);
-      useBuffers(l, merged[0], merged[1], len);
+      useBuffers(l, merged[0], merged[1], rows + extra, len);
     }
   }
 
   /** Drops the first {@code n} positions of every row (no row attends to them any more). */
   public void trimLeft(int n) {
+    int rows = rows();
     ai.djl.ndarray.index.NDIndex rest = new ai.djl.ndarray.index.NDIndex(":, :, {}:", n);
-    rebuffer(b -> b.get(rest), n); // a view: the room on the right stays
+    for (int l = 0; l < keys.length; l++) {
+      if (keys[l] != null) { // views: the spare rows and the room on the right stay
+        NDArray kb = keyBuffers[l].get(rest);
+        NDArray vb = valueBuffers[l].get(rest);
+        kb.attach(owner);
+        vb.attach(owner);
+        int t = filled[l] - n;
+        closeLayer(l);
+        useBuffers(l, kb, vb, rows, t);
+      }
+    }
   }
 
   /**
-   * Replaces every layer's buffers by {@code f} of them (rows selected or repeated, or {@code dropped} positions
-   * cut on the left), keeping their spare room so that the next step writes in place instead of growing them again.
+   * Replaces every layer's buffers by {@code f} of the rows in use (selected or repeated, or {@code dropped}
+   * positions cut on the left), keeping their spare room so that the next step writes in place instead of growing
+   * them again.
    */
   private void rebuffer(java.util.function.UnaryOperator<NDArray> f, int dropped) {
+    int rows = rows();
     for (int l = 0; l < keys.length; l++) {
       if (keys[l] != null) {
-        NDArray kb = f.apply(keyBuffers[l]);
-        NDArray vb = f.apply(valueBuffers[l]);
+        NDArray kb = applyToRowsInUse(f, keyBuffers[l], rows);
+        NDArray vb = applyToRowsInUse(f, valueBuffers[l], rows);
         kb.attach(owner);
         vb.attach(owner);
         int t = filled[l] - dropped;
         closeLayer(l);
-        useBuffers(l, kb, vb, t);
+        useBuffers(l, kb, vb, (int) kb.getShape().get(0), t);
       }
+    }
+  }
+
+  /** {@code f} of the buffer's first {@code rows} rows, all positions. */
+  private static NDArray applyToRowsInUse(java.util.function.UnaryOperator<NDArray> f, NDArray buffer, int rows) {
+    if (buffer.getShape().get(0) == rows) {
+      return f.apply(buffer);
+    }
+    try (NDArray inUse = buffer.get(new ai.djl.ndarray.index.NDIndex("0:{}", rows))) {
+      return f.apply(inUse); // a new array (a gather or a repeat), never the view itself
     }
   }
 
@@ -196,10 +249,39 @@ public final class KvCache implements KvStore, AutoCloseable {
     }
   }
 
-  /** Keeps only the given rows (finished sequences drop out of the batch). */
+  /**
+   * Keeps only the given rows, in that order (finished sequences drop out of the batch). When every row that moves
+   * comes from past the kept ones ({@code rows[i]} is i, or at least {@code rows.length}: holes filled from the end)
+   * only those rows are copied, and the rest stay where they are as spare rows; else the cache is gathered anew.
+   */
   public void selectRows(long[] rows) {
-    try (NDArray idx = owner.create(rows)) {
-      rebuffer(b -> b.get(idx), 0);
+    int inUse = rows();
+    int kept = rows.length;
+    boolean fromTheEnd = kept <= inUse;
+    for (int i = 0; i < kept && fromTheEnd; i++) {
+      fromTheEnd = rows[i] == i || rows[i] >= kept && rows[i] < inUse;
+    }
+    if (!fromTheEnd) {
+      try (NDArray idx = owner.create(rows)) {
+        rebuffer(b -> b.get(idx), 0);
+      }
+      return;
+    }
+    for (int l = 0; l < keys.length; l++) {
+      if (keys[l] == null) {
+        continue;
+      }
+      for (NDArray buffer : new NDArray[] {keyBuffers[l], valueBuffers[l]}) {
+        for (int i = 0; i < kept; i++) {
+          if (rows[i] != i) {
+            try (NDArray row = buffer.get(new ai.djl.ndarray.index.NDIndex("{}:{}", rows[i], rows[i] + 1))) {
+              buffer.set(new ai.djl.ndarray.index.NDIndex("{}:{}", i, i + 1), row);
+            }
+          }
+        }
+      }
+      closeViews(l);
+      useBuffers(l, keyBuffers[l], valueBuffers[l], kept, filled[l]);
     }
   }
 }

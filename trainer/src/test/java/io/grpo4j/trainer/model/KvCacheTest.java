@@ -158,6 +158,29 @@ class KvCacheTest {
       }
       step.accept(1);
       step.accept(1);
+      // continuous batching: rows 1 and 3 leave, the last row takes row 1's place (only it is copied), and the
+      // rows left behind are spare rows that a shorter newcomer is written into
+      long rows = ref[0][0].getShape().get(0);
+      long[] swap = {0, rows - 1, 2};
+      cache.selectRows(swap);
+      edit.apply(a -> a.get(m.create(swap)));
+      check.run();
+      step.accept(1);
+      KvCache other = new KvCache(2, m);
+      for (int l = 0; l < 2; l++) {
+        long len = ref[l][0].getShape().get(2);
+        NDArray k = fresh.apply(2L, (int) len - 2);
+        NDArray v = fresh.apply(2L, (int) len - 2);
+        ref[l][0] = ref[l][0].concat(m.zeros(new Shape(2, 2, 2, 3)).concat(k, 2), 0);
+        ref[l][1] = ref[l][1].concat(m.zeros(new Shape(2, 2, 2, 3)).concat(v, 2), 0);
+        other.append(l, k, v);
+      }
+      cache.appendRows(other);
+      other.close();
+      check.run();
+      assertEquals(5, cache.rows());
+      step.accept(1);
+      step.accept(1);
       cache.close();
     }
   }
