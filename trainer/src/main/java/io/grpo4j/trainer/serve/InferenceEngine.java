@@ -83,7 +83,10 @@ public final class InferenceEngine implements AutoCloseable {
     }
   }
 
-  /** Receives a job's output as it is produced (streaming); called on the engine thread, so it must not block. */
+  /**
+   * Receives a job's output as it is produced (streaming), in order, on the engine's delivery thread ({@link
+   * Outbox}), so it must not block; {@link #cancelled} alone is asked on the engine thread.
+   */
   public interface Listener {
     /** The prompt log-probs of choice {@code choice} (echo), before its first token. */
     default void prompt(int choice, PromptLogprobs scores) {}
@@ -183,6 +186,7 @@ public final class InferenceEngine implements AutoCloseable {
   private final AtomicLong batches = new AtomicLong();
   private final AtomicLong maxRows = new AtomicLong();
   private final AtomicLong inFlight = new AtomicLong(); // submitted, not yet answered
+  private final Outbox outbox = new Outbox("grpo-serve-outbox", inFlight::get); // the engine's deliveries
   private final AtomicLong busyNanos = new AtomicLong(); // time spent sampling
   private final AtomicLong requestSteps = new AtomicLong(); // decoding steps of the request path
   private final AtomicLong requestRowSteps = new AtomicLong();
@@ -274,6 +278,7 @@ public final class InferenceEngine implements AutoCloseable {
     inFlight.incrementAndGet();
     f.whenComplete((r, e) -> inFlight.decrementAndGet());
     queue.add(new Pending(job, f));
+    outbox.expect();
     return f;
   }
 
@@ -432,8 +437,9 @@ public final class InferenceEngine implements AutoCloseable {
     @Override
     public void prompt(PromptLogprobs scores) {
       prompt = scores;
-      if (p.job.listener() != null) {
-        p.job.listener().prompt(choice, scores);
+      Listener l = p.job.listener();
+      if (l != null) {
+        outbox.post(() -> l.prompt(choice, scores));
       }
     }
 
@@ -445,8 +451,9 @@ public final class InferenceEngine implements AutoCloseable {
       if (top != null) {
         top.add(alternatives);
       }
-      if (p.job.listener() != null) {
-        p.job.listener().token(choice, token, logprob, alternatives);
+      Listener l = p.job.listener();
+      if (l != null) {
+        outbox.post(() -> l.token(choice, token, logprob, alternatives));
       }
     }
 
@@ -458,8 +465,9 @@ public final class InferenceEngine implements AutoCloseable {
                 + " server log)"));
         return;
       }
-      if (p.job.listener() != null) {
-        p.job.listener().done(choice, reason);
+      Listener l = p.job.listener();
+      if (l != null) {
+        outbox.post(() -> l.done(choice, reason));
       }
       Generation g = new Generation(requestOf(p.job, choice), Arrays.copyOf(ids, n), reason, Arrays.copyOf(logps, n));
       p.choices[choice] = new Completion(g, top, prompt);
@@ -487,12 +495,13 @@ public final class InferenceEngine implements AutoCloseable {
     }
     jobs.incrementAndGet();
     recordLatency(System.nanoTime() - p.arrived);
-    p.result.complete(List.of(p.choices));
+    List<Completion> choices = List.of(p.choices);
+    outbox.post(() -> p.result.complete(choices));
   }
 
-  private static void fail(List<Pending> ps, Throwable e) {
+  private void fail(List<Pending> ps, Throwable e) {
     for (Pending p : ps) {
-      p.result.completeExceptionally(e);
+      outbox.post(() -> p.result.completeExceptionally(e));
     }
   }
 
@@ -608,8 +617,10 @@ public final class InferenceEngine implements AutoCloseable {
         int base = firstRow;
         int reqBase = from;
         Sampler.TokenListener streaming = (r, tok, lp) -> {
-          if (listeners[base + r] != null) {
-            listeners[base + r].token(choiceOf[base + r], tok, lp, null);
+          Listener l = listeners[base + r];
+          if (l != null) {
+            int choice = choiceOf[base + r];
+            outbox.post(() -> l.token(choice, tok, lp, null));
           }
         };
         Sampler.StopCheck check = (r, tok) -> listeners[base + r] != null && listeners[base + r].cancelled()
@@ -632,8 +643,11 @@ public final class InferenceEngine implements AutoCloseable {
         int n = p.job.rows();
         for (int c = 0; c < n; c++) {
           Generation g = gens.get(from + c);
-          if (p.job.listener() != null) {
-            p.job.listener().done(c, g.finishReason());
+          Listener l = p.job.listener();
+          if (l != null) {
+            int choice = c;
+            String reason = g.finishReason();
+            outbox.post(() -> l.done(choice, reason));
           }
           Generation mine = g.withPromptIndex(g.promptIndex() - reqBase);
           if (!p.job.requests().get(mine.promptIndex()).logprobs()) {
@@ -716,6 +730,7 @@ public final class InferenceEngine implements AutoCloseable {
       Thread.currentThread().interrupt();
     }
     drain(new ArrayDeque<>());
+    outbox.close();
     tokenizer.close();
     root.close();
   }
