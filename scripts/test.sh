@@ -11,7 +11,7 @@ mvn -B -ntp install "$@"
 # they run again against the PyTorch setup-test-resources.sh built it for. (The CUDA tests need a GPU: scripts/gpu-bench.sh and the device pack run them there.)
 if [ -f .test-resources/pytorch/pytorch.env ]; then
   (set -a; . .test-resources/pytorch/pytorch.env; set +a
-   mvn -B -ntp -pl trainer surefire:test -Dtest='DistributedTrainingTest,FusedAttentionTest,Bf16GoldenTest,DecodeAttentionTest,KvCacheTest,CausalLMGoldenTest,ContinuousBatcherTest' -Dsurefire.failIfNoSpecifiedTests=false "$@")
+   mvn -B -ntp -pl trainer surefire:test -Dtest='DistributedTrainingTest,FusedAttentionTest,Bf16GoldenTest,DecodeAttentionTest,KvCacheTest,CausalLMGoldenTest,ContinuousBatcherTest,DeviceDecoderTest' -Dsurefire.failIfNoSpecifiedTests=false "$@")
 else
   echo "warning: no PyTorch with headers to build grpo4j's JNI library against; DistributedTrainingTest, FusedAttentionTest, Bf16GoldenTest and DecodeAttentionTest were skipped" >&2
 fi
