@@ -6,8 +6,7 @@
 // decoding step. Here each (row, kv head) is one pass over its keys (its query heads share each key row loaded)
 // and one over its values; the softmax between them is libtorch's own, so the probabilities are those of the
 // eager path up to the dot products' summation order. On x86 CPUs with AVX2 + FMA and head dims that are a multiple
-// of 8 both passes use intrinsics (picked at run time); elsewhere plain loops, compiled for x86-64-v3 and for the
-// baseline.
+// of 8 both passes use intrinsics (picked at run time); elsewhere plain loops.
 
 #include "decode_attention.h"
 
@@ -28,15 +27,9 @@ struct Strides {
 
 Strides strides(const torch::Tensor& t) { return {t.stride(0), t.stride(1), t.stride(2)}; }
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#define GRPO4J_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define GRPO4J_CLONES
-#endif
-
 // scores[r, t] = q_r . k_t + bias_t for the rep query heads r of one kv head, t < s
-GRPO4J_CLONES void scoreHeads(const float* q, int64_t qHead, const float* k, int64_t kPos, const float* bias,
-                              int64_t biasPos, float* scores, int64_t rep, int64_t s, int64_t d) {
+void scoreHeads(const float* q, int64_t qHead, const float* k, int64_t kPos, const float* bias, int64_t biasPos,
+                float* scores, int64_t rep, int64_t s, int64_t d) {
   for (int64_t t = 0; t < s; ++t) {
     const float* kt = k + t * kPos;
     float b = bias[t * biasPos];
@@ -51,8 +44,7 @@ GRPO4J_CLONES void scoreHeads(const float* q, int64_t qHead, const float* k, int
 }
 
 // out[r] = sum_t probs[r, t] v_t for the rep query heads of one kv head (masked keys have probability 0: skipped)
-GRPO4J_CLONES void weighValues(const float* probs, const float* v, int64_t vPos, float* out, int64_t rep, int64_t s,
-                               int64_t d) {
+void weighValues(const float* probs, const float* v, int64_t vPos, float* out, int64_t rep, int64_t s, int64_t d) {
   for (int64_t i = 0; i < rep * d; ++i) out[i] = 0.f;
   for (int64_t t = 0; t < s; ++t) {
     const float* vt = v + t * vPos;

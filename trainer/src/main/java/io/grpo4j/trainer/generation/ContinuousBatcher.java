@@ -281,7 +281,6 @@ public final class ContinuousBatcher implements AutoCloseable {
       return false;
     }
     int b = active.size();
-    int vocab = model.config().vocabSize();
     int tk = cache.length() + 1; // the cache's positions and this step's
     long[] ids = new long[b];
     long[] pos = new long[b];
@@ -298,8 +297,7 @@ public final class ContinuousBatcher implements AutoCloseable {
     try (NoGrad g = NoGrad.enter(); NDManager s = store.newSubManager()) {
       NDArray hidden = model.hidden(staging.longs(s, 0, ids, new Shape(b, 1)), staging.longs(s, 1, pos, new Shape(b, 1)),
           AttentionBias.of(s, mask, 1, staging, 2), cache);
-      NDArray logits = model.toFloat32(model.logits(hidden)).reshape(b, vocab);
-      finished = pickAll(active, logits, true, s);
+      finished = pickAll(active, model.toFloat32(model.logits(hidden)), true, s); // (B, 1, V)
     }
     steps++;
     rowSteps += b;
@@ -312,7 +310,7 @@ public final class ContinuousBatcher implements AutoCloseable {
    * picker (one draw each from its stream, one (2, n) copy back), on the host for the others (only their logits
    * are copied).
    *
-   * @param logits (n, V) float32, row i for rows.get(i)
+   * @param logits (n, V) or (n, 1, V) float32, row i for rows.get(i)
    * @param running whether {@code rows} are the running batch (its device picker is kept between steps)
    * @return the rows that ended
    */
@@ -321,20 +319,21 @@ public final class ContinuousBatcher implements AutoCloseable {
     int vocab = model.config().vocabSize();
     long[] tokens = new long[n];
     float[] logps = new float[n];
-    List<Long> onHost = new ArrayList<>();
+    long[] onHost = new long[n]; // the rows picked on the host
+    int hostRows = 0;
     float[] u = new float[n];
     for (int i = 0; i < n; i++) {
       Row r = rows.get(i);
       if (r.picker != null) {
-        onHost.add((long) i);
+        onHost[hostRows++] = i;
       } else {
         u[i] = DevicePicker.uniform(r.rng);
       }
     }
-    if (onHost.size() < n) {
+    if (hostRows < n) {
       DevicePicker p = running ? runningPicker(rows) : newPicker(rows);
       try {
-        double[] picked = p.pick(logits, s.create(u), s).toDoubleArray(); // (2, n): tokens, log-probs
+        double[] picked = p.pick(logits.reshape(n, vocab), s.create(u), s).toDoubleArray(); // tokens, log-probs
         for (int i = 0; i < n; i++) {
           tokens[i] = (long) picked[i];
           logps[i] = (float) picked[n + i];
@@ -345,24 +344,23 @@ public final class ContinuousBatcher implements AutoCloseable {
         }
       }
     }
-    List<Map<Long, Float>> tops = new ArrayList<>(java.util.Collections.nCopies(n, null));
-    if (!onHost.isEmpty()) {
-      NDArray hostRows = onHost.size() == n ? logits
-          : logits.get(s.create(onHost.stream().mapToLong(Long::longValue).toArray()));
-      float[] host = hostRows.toFloatArray();
+    @SuppressWarnings("unchecked")
+    Map<Long, Float>[] tops = new Map[n];
+    if (hostRows > 0) {
+      float[] host = (hostRows == n ? logits : logits.get(s.create(Arrays.copyOf(onHost, hostRows)))).toFloatArray();
       float[] row = new float[vocab];
-      for (int k = 0; k < onHost.size(); k++) {
-        int i = (int) (long) onHost.get(k);
+      for (int k = 0; k < hostRows; k++) {
+        int i = (int) onHost[k];
         Row r = rows.get(i);
         System.arraycopy(host, k * vocab, row, 0, vocab);
         tokens[i] = r.picker.pick(row, r.seen, r.seenLen, r.rng);
         logps[i] = r.picker.lastLogProb(tokens[i]);
-        tops.set(i, r.seq.topLogprobs() > 0 ? r.picker.lastTopLogProbs(r.seq.topLogprobs()) : null);
+        tops[i] = r.seq.topLogprobs() > 0 ? r.picker.lastTopLogProbs(r.seq.topLogprobs()) : null;
       }
     }
     List<Row> finished = new ArrayList<>();
     for (int i = 0; i < n; i++) {
-      if (!advance(rows.get(i), tokens[i], logps[i], tops.get(i))) {
+      if (!advance(rows.get(i), tokens[i], logps[i], tops[i])) {
         finished.add(rows.get(i));
       }
     }
