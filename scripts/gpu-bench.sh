@@ -29,7 +29,7 @@ run() { # name, command...: the log keeps everything, NAME.json the command's la
 }
 scripts/grpo env --json > "$out/env.json"
 if [[ $phases == *" sample "* ]]; then
-G=(scripts/grpo bench generate --model "$M" --device gpu --prompt-len 128 --new-tokens 256 --warmup 2 --json)
+G=(scripts/grpo bench generate --model "$M" --device gpu --prompt-len 128 --new-tokens 256 --warmup 2 --warmup-s 3 --json)
 run sample64-bf16 "${G[@]}" --batch 64 --precision bf16 --iterations 5
 run sample256-bf16 "${G[@]}" --batch 256 --precision bf16 --iterations 3
 run sample64-fp32 "${G[@]}" --batch 64 --precision fp32 --iterations 5

@@ -125,9 +125,16 @@ class ModelCommandsTest {
   @Test
   void benchGenerateEndsWithJson() throws Exception {
     JsonNode j = lastJsonLine(run("bench", "generate", "--model", Fixtures.model("tiny-qwen2").toString(), "--batch",
-        "4", "--prompt-len", "8", "--new-tokens", "8", "--iterations", "3", "--warmup", "1", "--json"));
+        "4", "--prompt-len", "8", "--new-tokens", "8", "--iterations", "3", "--warmup", "2", "--warmup-s", "0.3",
+        "--json"));
     assertTrue(j.get("tokens_per_s").asDouble() > 0);
+    assertTrue(j.get("warmup_calls").asInt() >= 2, j.toString()); // at least --warmup, and on for --warmup-s
+    assertTrue(j.get("jit_ms").asLong() >= 0, j.toString());
+    assertEquals(3, j.get("calls").asInt());
     assertTrue(j.get("peak_rss_mb").asDouble() > 0);
+    Run bad = run("bench", "generate", "--model", Fixtures.model("tiny-qwen2").toString(), "--warmup-s", "-2");
+    assertEquals(2, bad.code());
+    assertTrue(bad.err().contains("--warmup-s") && bad.err().contains("-2"), bad.err());
   }
 
   @Test
