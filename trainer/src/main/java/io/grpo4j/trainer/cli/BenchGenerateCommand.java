@@ -33,7 +33,8 @@ public final class BenchGenerateCommand implements Callable<Integer> {
   @Option(names = "--iterations", defaultValue = "20", description = "Timed calls (default: ${DEFAULT-VALUE}).")
   int iterations;
 
-  @Option(names = "--warmup", defaultValue = "3", description = "Untimed calls first, at least (default: ${DEFAULT-VALUE}).")
+  @Option(names = "--warmup", defaultValue = "3",
+      description = "Untimed calls first, at least (default: ${DEFAULT-VALUE}).")
   int warmup;
 
   @Option(names = "--warmup-s", defaultValue = "10", description = "Untimed calls go on for at least this many seconds,"
@@ -61,8 +62,8 @@ public final class BenchGenerateCommand implements Callable<Integer> {
       }
       SamplingParams params = SamplingParams.sample(newTokens, 1.0);
       Sampler sampler = new Sampler(model, 0);
-      // A few calls are not a warm-up: at batch 1, three calls then 60 timed ones gave 17.6 ms a call where the same
-      // loop after 5 s gives 10.7, because the JIT was still compiling the per-op Java path while it was timed
+      // A few calls are not a warm-up: at batch 1 on tiny-qwen2, three calls then 60 timed ones gave 17.6 ms a call
+      // where the warmed loop takes 10.7-13.2, because the JIT was still compiling the per-op Java path while timed
       long warmUntil = System.nanoTime() + (long) (warmupSeconds * 1e9);
       int warmCalls = 0;
       while (warmCalls < warmup || System.nanoTime() < warmUntil) {
@@ -98,7 +99,8 @@ public final class BenchGenerateCommand implements Callable<Integer> {
           + " compiling %d ms while timed%n", tps, secs * 1000 / iterations, warmCalls, jitMs);
       System.out.printf(Locale.ROOT, "time: prefill %.0f%%, decode forwards %.0f%%, token picking %.0f%%%n",
           100 * prefill / total, 100 * decode / total, 100 * pick / total);
-      System.out.printf(Locale.ROOT, "per decode step: %.3f ms; RSS after warm-up %.0f MB, at end %.0f MB, peak %.0f MB%n",
+      System.out.printf(Locale.ROOT,
+          "per decode step: %.3f ms; RSS after warm-up %.0f MB, at end %.0f MB, peak %.0f MB%n",
           decode / 1e6 / iterations / Math.max(1, newTokens - 1), rssAfterWarmup, rssEnd, ProcessMemory.peakRssMb());
       Gpu.Memory mem = Gpu.memory(model.device());
       if (mem != null) {
