@@ -3,6 +3,7 @@ package io.grpo4j.trainer.generation;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
+import io.grpo4j.trainer.device.CudaGraph;
 import io.grpo4j.trainer.model.AttentionBias;
 import io.grpo4j.trainer.model.CausalLM;
 import io.grpo4j.trainer.model.HostStaging;
@@ -67,6 +68,7 @@ public final class ContinuousBatcher implements AutoCloseable {
     long position; // of the next token
     long next; // the token to feed at the next step
     int[] keyMask; // 1 where the cache holds this row's tokens
+    int slot = -1; // with slot decoding: its row there
 
     Row(Seq seq, boolean onDevice) {
       this.seq = seq;
@@ -82,16 +84,24 @@ public final class ContinuousBatcher implements AutoCloseable {
   private final int padId;
   private final boolean pickOnDevice;
   private DevicePicker runningPicker; // the running rows' device picker, in their order; null after they changed
+  private int runningPickerSteps; // steps it has served
+  private SlotPickGraph pickGraph; // its pick, captured under slot decoding; null until it has served a few steps
+  private boolean pickGraphFailed;
   private final NDManager store;
   private final HostStaging staging = new HostStaging(3);
-  private KvCache cache; // rows = active, in order
+  private KvCache cache; // rows = active, in order; null with slot decoding
+  private final SlotDecoding slots; // null: the growing cache above
   private final List<Row> active = new ArrayList<>();
   private volatile long steps;
   private volatile long rowSteps;
 
-  /** Picks tokens on the device for a GPU model, on the host for a CPU one. */
+  /**
+   * Picks tokens on the device for a GPU model, on the host for a CPU one; decodes in slots replayed as a CUDA graph
+   * where graphs can be captured ({@link SlotDecoding}).
+   */
   public ContinuousBatcher(CausalLM model, int padId) {
-    this(model, padId, DeviceDecoder.defaultFor(model.device()));
+    this(model, padId, DeviceDecoder.defaultFor(model.device()),
+        CudaGraph.supported(model.device()) ? SlotDecoding.FIRST_CAPACITY : 0);
   }
 
   /**
@@ -99,10 +109,31 @@ public final class ContinuousBatcher implements AutoCloseable {
    *     {@link Sampler}'s device path); false: on the host ({@link TokenPicker}: as its host path)
    */
   public ContinuousBatcher(CausalLM model, int padId, boolean pickOnDevice) {
+    this(model, padId, pickOnDevice, 0);
+  }
+
+  /**
+   * @param slotCapacity above 0: running sequences decode in the fixed slots of {@link SlotDecoding} (captured as a
+   *     CUDA graph when {@link CudaGraph#supported}), at first this many positions; 0: in one cache that grows and
+   *     shrinks with the batch
+   */
+  ContinuousBatcher(CausalLM model, int padId, boolean pickOnDevice, int slotCapacity) {
     this.model = model;
     this.padId = padId;
     this.pickOnDevice = pickOnDevice;
     this.store = model.manager().newSubManager();
+    this.slots = slotCapacity > 0
+        ? new SlotDecoding(model, store, CudaGraph.supported(model.device()), slotCapacity) : null;
+  }
+
+  /** With slot decoding: its slots, positions and column moves so far (for tests); null without. */
+  SlotDecoding.Extent slotExtent() {
+    return slots == null ? null : slots.extent();
+  }
+
+  /** Whether decoding steps replay a captured CUDA graph (slot decoding on CUDA, after the first step). */
+  boolean replaysGraph() {
+    return slots != null && slots.capturedGraph();
   }
 
   public int activeRows() {
@@ -184,7 +215,26 @@ public final class ContinuousBatcher implements AutoCloseable {
         fresh.close(); // the running batch never saw it
         throw e;
       }
-      splice(fresh, lp, rows);
+      if (slots != null) {
+        int[][] masks = new int[rows.size()][];
+        long[] identity = new long[rows.size()];
+        for (int i = 0; i < masks.length; i++) {
+          masks[i] = rows.get(i).keyMask;
+          identity[i] = i;
+        }
+        try {
+          int[] slotOf = slots.join(fresh, lp, identity, masks);
+          for (int i = 0; i < slotOf.length; i++) {
+            rows.get(i).slot = slotOf[i];
+          }
+        } finally {
+          fresh.close();
+        }
+        active.addAll(rows);
+        dropRunningPicker();
+      } else {
+        splice(fresh, lp, rows);
+      }
       // the first token of every new row, from its prompt's last logits; scoring-only rows end here
       List<Row> generating = new ArrayList<>();
       List<Long> logitRow = new ArrayList<>();
@@ -280,6 +330,9 @@ public final class ContinuousBatcher implements AutoCloseable {
     if (active.isEmpty()) {
       return false;
     }
+    if (slots != null) {
+      return slotStep();
+    }
     int b = active.size();
     int tk = cache.length() + 1; // the cache's positions and this step's
     long[] ids = new long[b];
@@ -298,6 +351,51 @@ public final class ContinuousBatcher implements AutoCloseable {
       NDArray hidden = model.hidden(staging.longs(s, 0, ids, new Shape(b, 1)), staging.longs(s, 1, pos, new Shape(b, 1)),
           AttentionBias.of(s, mask, 1, staging, 2), cache);
       finished = pickAll(active, model.toFloat32(model.logits(hidden)), true, s); // (B, 1, V)
+    }
+    steps++;
+    rowSteps += b;
+    remove(finished);
+    return true;
+  }
+
+  /** {@link #step} with slot decoding: every slot decodes, the running rows' logits are picked from. */
+  private boolean slotStep() {
+    int b = active.size();
+    int rows = slots.rows();
+    long[] ids = new long[rows];
+    long[] pos = new long[rows];
+    Arrays.fill(ids, padId);
+    long[] slotOf = new long[b];
+    for (int i = 0; i < b; i++) {
+      Row r = active.get(i);
+      ids[r.slot] = r.next;
+      pos[r.slot] = r.position++;
+      slotOf[i] = r.slot;
+    }
+    List<Row> finished;
+    try (NoGrad g = NoGrad.enter(); NDManager s = store.newSubManager()) {
+      NDArray logits = slots.step(ids, pos); // (slots, V)
+      SlotPickGraph graph = pickGraph(logits, slotOf);
+      if (graph != null) {
+        float[] u = new float[b];
+        for (int i = 0; i < b; i++) {
+          u[i] = DevicePicker.uniform(active.get(i).rng);
+        }
+        double[] picked = graph.pick(u);
+        pickGraphFailed |= graph.failed();
+        long[] tokens = new long[b];
+        float[] logps = new float[b];
+        for (int i = 0; i < b; i++) {
+          tokens[i] = (long) picked[i];
+          logps[i] = (float) picked[b + i];
+        }
+        @SuppressWarnings("unchecked")
+        Map<Long, Float>[] noTops = new Map[b];
+        finished = advanceAll(active, tokens, logps, noTops);
+      } else {
+        finished = pickAll(active, logits.get(s.create(slotOf)), true, s);
+      }
+      runningPickerSteps++;
     }
     steps++;
     rowSteps += b;
@@ -358,13 +456,42 @@ public final class ContinuousBatcher implements AutoCloseable {
         tops[i] = r.seq.topLogprobs() > 0 ? r.picker.lastTopLogProbs(r.seq.topLogprobs()) : null;
       }
     }
+    return advanceAll(rows, tokens, logps, tops);
+  }
+
+  /** {@link #advance} for each row; returns the rows that ended. */
+  private List<Row> advanceAll(List<Row> rows, long[] tokens, float[] logps, Map<Long, Float>[] tops) {
     List<Row> finished = new ArrayList<>();
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < rows.size(); i++) {
       if (!advance(rows.get(i), tokens[i], logps[i], tops[i])) {
         finished.add(rows.get(i));
       }
     }
     return finished;
+  }
+
+  /**
+   * The captured pick of the running rows, when the slot step replays a graph, every row is picked on the device,
+   * and the rows have stayed the same for a few steps (a batch whose rows change every step would capture for
+   * nothing); null: pick eagerly.
+   */
+  private SlotPickGraph pickGraph(NDArray logits, long[] slotOf) {
+    if (pickGraphFailed || !slots.isGraphOutput(logits) || runningPicker == null || runningPickerSteps < 3) {
+      return null;
+    }
+    for (Row r : active) {
+      if (r.picker != null) {
+        return null;
+      }
+    }
+    if (pickGraph != null && !pickGraph.reads(logits, runningPicker)) {
+      pickGraph.close(); // the slots changed shape under the same rows
+      pickGraph = null;
+    }
+    if (pickGraph == null) {
+      pickGraph = new SlotPickGraph(store, model.device(), logits, runningPicker, slotOf);
+    }
+    return pickGraph;
   }
 
   /** The running rows' device picker, made (and loaded with each row's tokens so far) after the rows changed. */
@@ -397,10 +524,15 @@ public final class ContinuousBatcher implements AutoCloseable {
   }
 
   private void dropRunningPicker() {
+    if (pickGraph != null) {
+      pickGraph.close();
+      pickGraph = null;
+    }
     if (runningPicker != null) {
       runningPicker.close();
       runningPicker = null;
     }
+    runningPickerSteps = 0;
   }
 
   /** Records the row's picked token and tells its sink; false when the row is done. */
@@ -428,6 +560,17 @@ public final class ContinuousBatcher implements AutoCloseable {
     }
     java.util.Set<Row> gone = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
     gone.addAll(finished);
+    if (slots != null) {
+      for (Row r : finished) {
+        if (r.slot >= 0) {
+          slots.free(r.slot);
+          r.slot = -1;
+        }
+      }
+      active.removeIf(gone::contains);
+      dropRunningPicker();
+      return;
+    }
     // a finished row's place goes to the last running row (the cache copies only the rows that move)
     int n = active.size();
     int kept = n - (int) active.stream().filter(gone::contains).count();
@@ -477,6 +620,9 @@ public final class ContinuousBatcher implements AutoCloseable {
   public void abort(String reason) {
     for (Row r : active) {
       r.seq.sink().done(reason);
+      if (slots != null && r.slot >= 0) {
+        slots.free(r.slot);
+      }
     }
     active.clear();
     dropRunningPicker();
@@ -489,6 +635,9 @@ public final class ContinuousBatcher implements AutoCloseable {
   @Override
   public void close() {
     abort("abort");
+    if (slots != null) {
+      slots.close();
+    }
     store.close();
   }
 }

@@ -4,7 +4,6 @@ import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.index.NDIndex;
-import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import io.grpo4j.trainer.device.CudaGraph;
 import io.grpo4j.trainer.device.NativeTorch;
@@ -179,13 +178,9 @@ final class DeviceDecoder implements AutoCloseable {
     private final NDManager store;
     private final StaticKvCache cache;
     private final NDArray bias; // (R, 1, 1, capacity) float32
-    private final NDArray inputs; // (2R + 1) int64: ids | positions | write position
-    private final NDArray ids; // (R, 1) view
-    private final NDArray positions; // (R, 1) view
+    private final StepInputs inputs; // ids | positions | write position
     private final NDArray uniforms; // (R) float32
-    private final NDArray zeroColumn; // (R, 1, 1, 1) float32
     private final DevicePicker picker;
-    private final ByteBuffer inputBytes;
     private final ByteBuffer uniformBytes;
     private CudaGraph graph;
     private NDArray graphOutput; // (2, R) float64, written by every replay
@@ -197,14 +192,9 @@ final class DeviceDecoder implements AutoCloseable {
       store = model.manager().newSubManager();
       cache = new StaticKvCache(model.config(), store, r, key.capacity(), model.precision().computeType());
       bias = store.full(new ai.djl.ndarray.types.Shape(r, 1, 1, key.capacity()), AttentionBias.MASKED);
-      inputs = store.zeros(new ai.djl.ndarray.types.Shape(2L * r + 1), DataType.INT64);
-      ids = inputs.get(new NDIndex("0:{}", r)).reshape(r, 1);
-      positions = inputs.get(new NDIndex("{}:{}", r, 2 * r)).reshape(r, 1);
-      cache.useWriteIndex(inputs.get(new NDIndex("{}:", 2 * r)));
+      inputs = new StepInputs(store, r, cache);
       uniforms = store.zeros(new ai.djl.ndarray.types.Shape(r));
-      zeroColumn = store.zeros(new ai.djl.ndarray.types.Shape(r, 1, 1, 1));
       picker = new DevicePicker(store, r, model.config().vocabSize(), key.filters());
-      inputBytes = ByteBuffer.allocateDirect((2 * r + 1) * 8).order(ByteOrder.nativeOrder());
       uniformBytes = ByteBuffer.allocateDirect(r * 4).order(ByteOrder.nativeOrder());
     }
 
@@ -252,20 +242,8 @@ final class DeviceDecoder implements AutoCloseable {
 
     /** The step's ops: mark the written position as attendable, forward one token, pick. */
     private NDArray forward(NDManager m) {
-      bias.set(new NDIndex(":, :, :, {}", cache.writeIndex()), zeroColumn);
-      NDArray idsView = ids.get(new NDIndex("..."));
-      NDArray posView = positions.get(new NDIndex("..."));
-      idsView.attach(m);
-      posView.attach(m);
       try (NoGrad g = NoGrad.enter()) {
-        NDArray hidden = model.hidden(idsView, posView, bias, cache); // (R, 1, H)
-        hidden.attach(m);
-        NDArray logits = model.logits(hidden);
-        logits.attach(m);
-        NDArray flat = model.toFloat32(logits);
-        flat.attach(m);
-        NDArray rowsV = flat.reshape(key.rows(), model.config().vocabSize());
-        rowsV.attach(m);
+        NDArray rowsV = inputs.logits(model, bias, cache, m);
         NDArray uView = uniforms.get(new NDIndex("..."));
         uView.attach(m);
         return picker.pick(rowsV, uView, m);
@@ -303,21 +281,14 @@ final class DeviceDecoder implements AutoCloseable {
     }
 
     private void upload(long[] tokens, long[] pos, int write, float[] u) {
-      inputBytes.clear();
-      inputBytes.asLongBuffer().put(tokens).put(pos).put(write);
+      inputs.upload(tokens, pos, write);
       uniformBytes.clear();
       uniformBytes.asFloatBuffer().put(u);
       if (NativeTorch.available()) {
-        NativeTorch.copyFromHost(inputs, inputBytes);
         NativeTorch.copyFromHost(uniforms, uniformBytes);
         return;
       }
       try (NDManager tmp = store.newSubManager()) {
-        long[] all = new long[tokens.length * 2 + 1];
-        System.arraycopy(tokens, 0, all, 0, tokens.length);
-        System.arraycopy(pos, 0, all, tokens.length, pos.length);
-        all[all.length - 1] = write;
-        inputs.set(new NDIndex("..."), tmp.create(all));
         uniforms.set(new NDIndex("..."), tmp.create(u));
       }
     }

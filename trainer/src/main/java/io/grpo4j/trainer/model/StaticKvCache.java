@@ -79,6 +79,42 @@ public final class StaticKvCache implements KvStore, AutoCloseable {
     }
   }
 
+  /** Writes row {@code row} of a prefilled cache (all its T positions) into row {@code slot}, positions [at, at+T). */
+  public void loadRow(int slot, int at, KvCache prefill, int row) {
+    for (int l = 0; l < keys.length; l++) {
+      NDArray k = prefill.keys(l);
+      long t = k.getShape().get(2);
+      NDIndex into = new NDIndex("{}, :, {}:{}", slot, at, at + t);
+      try (NDArray kr = k.get(row); NDArray vr = prefill.values(l).get(row)) {
+        keys[l].set(into, kr);
+        values[l].set(into, vr);
+      }
+    }
+  }
+
+  /** Moves positions [from, to) of every row by {@code by} (right when positive); the rest stays as it was. */
+  public void moveColumns(int from, int to, int by) {
+    NDIndex src = new NDIndex(":, :, {}:{}", from, to);
+    NDIndex dst = new NDIndex(":, :, {}:{}", from + by, to + by);
+    for (int l = 0; l < keys.length; l++) {
+      // the ranges may overlap: copy out first
+      try (NDArray kv = keys[l].get(src); NDArray vv = values[l].get(src); NDArray k = kv.duplicate();
+          NDArray v = vv.duplicate()) {
+        keys[l].set(dst, k);
+        values[l].set(dst, v);
+      }
+    }
+  }
+
+  /** Copies {@code other} (no more rows or positions than this) into this cache's first rows and positions. */
+  public void copyFrom(StaticKvCache other) {
+    NDIndex into = new NDIndex("0:{}, :, 0:{}", other.rows(), other.capacity);
+    for (int l = 0; l < keys.length; l++) {
+      keys[l].set(into, other.keys[l]);
+      values[l].set(into, other.values[l]);
+    }
+  }
+
   @Override
   public void close() {
     for (int l = 0; l < keys.length; l++) {

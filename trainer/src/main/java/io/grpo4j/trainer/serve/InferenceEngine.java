@@ -1,6 +1,7 @@
 package io.grpo4j.trainer.serve;
 
 import ai.djl.ndarray.NDManager;
+import io.grpo4j.trainer.device.CudaGraph;
 import io.grpo4j.trainer.generation.ContinuousBatcher;
 import io.grpo4j.trainer.generation.Generation;
 import io.grpo4j.trainer.generation.PromptLogprobs;
@@ -31,11 +32,12 @@ import java.util.concurrent.atomic.AtomicLong;
  * batch requests ({@link Batching}):
  *
  * <ul>
- *   <li>continuous (the CPU default): a request joins the batch being decoded at the next step and leaves it when
- *       it finishes, as in vLLM and SGLang ({@link ContinuousBatcher});
+ *   <li>continuous (the default): a request joins the batch being decoded at the next step and leaves it when it
+ *       finishes, as in vLLM and SGLang ({@link ContinuousBatcher}); on CUDA its steps replay captured graphs over
+ *       fixed slots ({@link SlotDecoding});
  *   <li>request: what arrives while a batch runs forms the next batch, decoded with static shapes and CUDA graphs
- *       (the GPU default: a graph-replayed step costs a third of an eager one). Batches that ask for top log-probs
- *       or prompt log-probs are decoded by the continuous batcher, which computes them.
+ *       (the default on a GPU without grpo4j's native library, where continuous steps would run eagerly). Batches
+ *       that ask for top log-probs or prompt log-probs are decoded by the continuous batcher, which computes them.
  * </ul>
  *
  * A weight reload waits in the same queue: it never lands in the middle of a sequence, and requests queued after it
@@ -47,9 +49,9 @@ public final class InferenceEngine implements AutoCloseable {
     CONTINUOUS,
     REQUEST;
 
-    static Batching parse(String s, boolean gpu) {
+    static Batching parse(String s, ai.djl.Device device) {
       return switch (s.toLowerCase(Locale.ROOT)) {
-        case "auto" -> gpu ? REQUEST : CONTINUOUS;
+        case "auto" -> device.isGpu() && !CudaGraph.supported(device) ? REQUEST : CONTINUOUS;
         case "continuous" -> CONTINUOUS;
         case "request" -> REQUEST;
         default -> throw new IllegalArgumentException("--batching must be auto, continuous or request, got " + s);
@@ -198,7 +200,7 @@ public final class InferenceEngine implements AutoCloseable {
       throw new IllegalArgumentException("--max-batch must be >= 1, got " + s.maxBatchRows());
     }
     this.root = NDManager.newBaseManager(Runtime.device(s.device()));
-    this.batching = Batching.parse(s.batching(), root.getDevice().isGpu());
+    this.batching = Batching.parse(s.batching(), root.getDevice());
     HfCheckpoint ckpt = HfCheckpoint.open(s.modelDir());
     Runtime.userThreads(s.threads());
     Runtime.threadsFor(ckpt.config());

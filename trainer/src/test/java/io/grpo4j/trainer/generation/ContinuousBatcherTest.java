@@ -9,6 +9,7 @@ import ai.djl.Device;
 import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDManager;
 import io.grpo4j.trainer.Fixtures;
+import io.grpo4j.trainer.device.CudaGraph;
 import io.grpo4j.trainer.model.CausalLM;
 import io.grpo4j.trainer.model.HfCheckpoint;
 import io.grpo4j.trainer.model.Precision;
@@ -73,11 +74,13 @@ class ContinuousBatcherTest {
 
   /**
    * Host picking (the CPU default) gives the tokens of the batch sampler's host path; device picking (the GPU
-   * default, run here on the CPU) those of its device path.
+   * default, run here on the CPU) those of its device path. Both again with slot decoding (the CUDA default, run here
+   * eagerly), whose fixed buffers must not change what anyone samples.
    */
   @ParameterizedTest
-  @ValueSource(booleans = {false, true})
-  void sequencesJoinAndLeaveMidBatchAndSampleWhatTheyWouldAlone(boolean onDevice) {
+  @ValueSource(strings = {"host", "device", "host, slots", "device, slots"})
+  void sequencesJoinAndLeaveMidBatchAndSampleWhatTheyWouldAlone(String mode) {
+    boolean onDevice = mode.startsWith("device");
     SamplingParams longP = SamplingParams.sample(40, 0.9);
     SamplingParams shortP = SamplingParams.sample(5, 0.9);
     long[] a = {11, 12, 13};
@@ -87,7 +90,7 @@ class ContinuousBatcherTest {
     long[] aliceAlone = sampler.generate(new long[][] {a}, longP, 2, 100).get(1).completionIds();
     long[] bobAlone = sampler.generate(new long[][] {b}, shortP, 1, 200).get(0).completionIds();
     long[] carolAlone = sampler.generate(new long[][] {c}, longP, 1, 300).get(0).completionIds();
-    try (ContinuousBatcher batcher = new ContinuousBatcher(model, 0, onDevice)) {
+    try (ContinuousBatcher batcher = new ContinuousBatcher(model, 0, onDevice, mode.endsWith("slots") ? 64 : 0)) {
       Collect a0 = new Collect();
       Collect a1 = new Collect();
       batcher.admit(List.of(seq(a, longP, 100, 0, a0), seq(a, longP, 100, 1, a1)));
@@ -113,6 +116,67 @@ class ContinuousBatcherTest {
       assertEquals(40, a0.tokens.size());
       assertEquals(0, batcher.activeRows());
       assertTrue(batcher.meanRows() > 1.5, "occupancy " + batcher.meanRows());
+    }
+  }
+
+  /**
+   * Slot decoding's buffers change under the sequences: a newcomer whose prompt is longer than the running columns
+   * moves them right, columns nobody uses any more are dropped on the left when the capacity is reached, the capacity
+   * doubles when every column is in use, and the slots double when newcomers outnumber the free ones. Every sequence
+   * still samples what it samples alone.
+   */
+  @Test
+  void slotDecodingMovesAndGrowsWithoutChangingAnyonesTokens() {
+    SamplingParams p60 = SamplingParams.sample(60, 0.9).withStopTokenIds(new int[0]);
+    SamplingParams p20 = SamplingParams.sample(20, 0.9).withStopTokenIds(new int[0]);
+    SamplingParams p5 = SamplingParams.sample(5, 0.9).withStopTokenIds(new int[0]);
+    long[] a = {11};
+    long[] b = {21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
+    long[] c = {5, 6, 7, 8, 9, 10, 11, 12, 13, 14};
+    long[] d = {3, 4};
+    Sampler sampler = new Sampler(model, 0, false);
+    long[] aAlone = sampler.generate(new long[][] {a}, p60, 1, 1).get(0).completionIds();
+    long[] bAlone = sampler.generate(new long[][] {b}, p20, 1, 2).get(0).completionIds();
+    long[] cAlone = sampler.generate(new long[][] {c}, p60, 1, 3).get(0).completionIds();
+    List<Generation> dAlone = sampler.generate(new long[][] {d}, p5, 8, 4);
+    try (ContinuousBatcher batcher = new ContinuousBatcher(model, 0, false, 64)) {
+      Collect alice = new Collect();
+      batcher.admit(List.of(seq(a, p60, 1, 0, alice)));
+      batcher.step();
+      Collect bob = new Collect();
+      batcher.admit(List.of(seq(b, p20, 2, 0, bob))); // 12 prompt tokens, 2 columns in use: they move right
+      assertEquals(1, batcher.slotExtent().moves());
+      while (bob.reason == null) {
+        batcher.step();
+      }
+      Collect carol = new Collect();
+      List<Collect> dave = new ArrayList<>();
+      List<ContinuousBatcher.Seq> joining = new ArrayList<>(List.of(seq(c, p60, 3, 0, carol)));
+      for (int i = 0; i < 8; i++) {
+        dave.add(new Collect());
+        joining.add(seq(d, p5, 4, i, dave.get(i)));
+      }
+      batcher.admit(joining); // 10 sequences for 8 slots
+      assertEquals(16, batcher.slotExtent().rows());
+      while (batcher.step()) {
+        // alice ends past column 64 with bob's columns unused (a move left); carol spans more than 64 (growth)
+      }
+      SlotDecoding.Extent e = batcher.slotExtent();
+      assertTrue(e.moves() >= 2, e.toString());
+      assertEquals(128, e.capacity(), e.toString());
+      assertArrayEquals(aAlone, alice.ids());
+      assertArrayEquals(bAlone, bob.ids());
+      assertArrayEquals(cAlone, carol.ids());
+      for (int i = 0; i < 8; i++) {
+        assertArrayEquals(dAlone.get(i).completionIds(), dave.get(i).ids(), "dave " + i);
+      }
+      Collect eve = new Collect();
+      batcher.admit(List.of(seq(a, p60, 1, 0, eve))); // an empty batch starts over at the size it needs
+      assertEquals(new SlotDecoding.Extent(8, 64, e.moves()), batcher.slotExtent());
+      while (batcher.step()) {
+        // until she is done
+      }
+      assertArrayEquals(aAlone, eve.ids());
     }
   }
 
@@ -196,9 +260,46 @@ class ContinuousBatcherTest {
         while (batcher.step()) {
           // until both are done
         }
+        // with grpo4j's native library built for CUDA, the steps replay a captured graph over fixed slots
+        assertEquals(CudaGraph.supported(gpu.device()), batcher.replaysGraph());
       }
       assertEquals(16, first.tokens.size());
       assertArrayEquals(alone.ids(), joined.ids());
+      // the growing cache, run eagerly, samples what the slots sample
+      Collect eager = new Collect();
+      try (ContinuousBatcher batcher = new ContinuousBatcher(gpu, 0, true, 0)) {
+        batcher.admit(List.of(seq(a, p, 8, 0, new Collect())));
+        for (int i = 0; i < 5; i++) {
+          batcher.step();
+        }
+        batcher.admit(List.of(seq(b, p, 9, 0, eager)));
+        while (batcher.step()) {
+          // until both are done
+        }
+      }
+      assertArrayEquals(joined.ids(), eager.ids());
+      // slots that move right, then double their capacity, under graphs captured anew for each shape
+      SamplingParams p70 = SamplingParams.sample(70, 0.9).withStopTokenIds(new int[0]);
+      long[] c = {21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
+      Collect longAlone = new Collect();
+      try (ContinuousBatcher batcher = new ContinuousBatcher(gpu, 0, true, 64)) {
+        batcher.admit(List.of(seq(a, p70, 7, 0, longAlone)));
+        while (batcher.step()) {
+          // until it is done
+        }
+      }
+      Collect longJoined = new Collect();
+      try (ContinuousBatcher batcher = new ContinuousBatcher(gpu, 0, true, 64)) {
+        batcher.admit(List.of(seq(a, p70, 7, 0, longJoined)));
+        batcher.step();
+        batcher.admit(List.of(seq(c, p, 9, 0, new Collect())));
+        while (batcher.step()) {
+          // until both are done
+        }
+        SlotDecoding.Extent e = batcher.slotExtent();
+        assertTrue(e.moves() >= 1 && e.capacity() == 128, e.toString());
+      }
+      assertArrayEquals(longAlone.ids(), longJoined.ids());
     }
   }
 
