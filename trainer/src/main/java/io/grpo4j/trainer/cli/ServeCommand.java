@@ -33,8 +33,8 @@ public final class ServeCommand implements Callable<Integer> {
   @Option(names = "--batching", defaultValue = "auto",
       description = {"How requests share the model: continuous (a request joins the running batch at the next token"
           + " and leaves when done, as vLLM), request (requests arriving during a batch form the next one; static"
-          + " shapes and CUDA graphs) or auto: continuous, except request on a GPU without grpo4j's native library (no CUDA graphs for continuous"
-          + " steps) (default: ${DEFAULT-VALUE})."})
+          + " shapes and CUDA graphs) or auto: continuous, except request on a GPU without grpo4j's native library"
+          + " (there continuous steps would run without CUDA graphs) (default: ${DEFAULT-VALUE})."})
   String batching;
 
   @Option(names = "--served-model-name", description = "The model id clients send (default: the folder's name).")

@@ -28,7 +28,7 @@ final class SlotPickGraph implements AutoCloseable {
   private NDArray output; // (2, n) float64: tokens, log-probs
   private boolean failed;
 
-  /** Prepares the pick of {@code slots}' rows of {@code logits} with {@code picker}; the first {@link #pick} captures. */
+  /** Prepares the pick of {@code slots}' rows of {@code logits} by {@code picker}; the first {@link #pick} captures. */
   SlotPickGraph(NDManager parent, Device device, NDArray logits, DevicePicker picker, long[] slots) {
     this.device = device;
     this.logits = logits;

@@ -38,7 +38,8 @@ import org.junit.jupiter.api.TestInstance;
  * What OpenAI clients and evaluation harnesses ask of grpo serve beyond plain sampling: top-N log-probs checked
  * against the model's own distribution, echo with prompt log-probs (max_tokens 0 included), server-sent events whose
  * pieces add up to the non-streamed answer, and continuous batching (a short request overtakes a long one). The same
- * contract holds under request-level batching ({@link RequestBatchingFeaturesTest}), the default on a GPU without CUDA graphs.
+ * contract holds under request-level batching ({@link RequestBatchingFeaturesTest}), the default on a GPU without CUDA
+ * graphs.
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class OpenAiFeaturesTest {

@@ -11,7 +11,7 @@ import java.util.concurrent.CompletableFuture;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
 
-/** Every test of {@link OpenAiFeaturesTest} again, with request-level batching (the GPU default without CUDA graphs). */
+/** Every test of {@link OpenAiFeaturesTest} again, with request-level batching (a GPU's default without graphs). */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class RequestBatchingFeaturesTest extends OpenAiFeaturesTest {
   @Override
