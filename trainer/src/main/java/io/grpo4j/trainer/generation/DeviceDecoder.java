@@ -255,29 +255,11 @@ final class DeviceDecoder implements AutoCloseable {
      * steps replay. A capture that fails (an op that cannot be recorded) leaves this shape eager, with a warning.
      */
     private double[] captureAndRun() {
-      CudaGraph g = CudaGraph.open(model.device());
-      double[] out;
-      try {
-        try (NDManager m = store.newSubManager()) {
-          out = forward(m).toDoubleArray(); // this step's result, computed eagerly
-        }
-        // the warm-up wrote this step's cache position and seen tokens; the capture only records, writes nothing
-        g.capture();
-        NDManager captured = store.newSubManager();
-        graphOutput = forward(captured);
-        graphOutput.attach(store);
-        captured.close();
-        g.end();
-        graph = g;
-        return out;
-      } catch (RuntimeException e) {
-        g.close();
-        graphFailed = true;
-        System.err.println("sampling: CUDA graph capture failed (" + e.getMessage() + "); decoding eagerly");
-        try (NDManager m = store.newSubManager()) {
-          return forward(m).toDoubleArray();
-        }
-      }
+      CudaGraph.Captured<double[]> c = CudaGraph.runThenCapture(model.device(), store, this::forward, "sampling");
+      graph = c.graph();
+      graphOutput = c.output();
+      graphFailed = graph == null;
+      return c.first();
     }
 
     private void upload(long[] tokens, long[] pos, int write, float[] u) {

@@ -305,26 +305,17 @@ final class SlotDecoding implements AutoCloseable {
       }
     }
 
-    /** As DeviceDecoder's: the first step runs for real on the capture stream, then is recorded for replays. */
+    /** The first step of a shape: run for real, then recorded for replays ({@link CudaGraph#runThenCapture}). */
     private NDArray captureAndRun() {
-      CudaGraph g = CudaGraph.open(model.device());
-      try {
-        NDArray out = forward(); // this step's result, computed eagerly
-        out.attach(stepManager());
-        g.capture(); // the warm-up wrote this step's column; the capture only records
-        graphOutput = forward();
-        g.end();
-        graph = g;
-        return out;
-      } catch (RuntimeException e) {
-        g.close();
-        graphFailed = true;
-        System.err.println("grpo serve: CUDA graph capture of the decoding step failed (" + e.getMessage()
-            + "); decoding eagerly");
+      CudaGraph.Captured<NDArray> c = CudaGraph.runThenCapture(model.device(), () -> {
         NDArray out = forward();
         out.attach(stepManager());
         return out;
-      }
+      }, this::forward, "grpo serve: the decoding step");
+      graph = c.graph();
+      graphOutput = c.output();
+      graphFailed = graph == null;
+      return c.first();
     }
 
     @Override

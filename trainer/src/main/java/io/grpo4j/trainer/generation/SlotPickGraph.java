@@ -52,36 +52,20 @@ final class SlotPickGraph implements AutoCloseable {
       graph.replay();
       return output.toDoubleArray();
     }
-    // the first pick runs for real on the capture stream (it updates the repetition-penalty marks), then is recorded
-    graph = CudaGraph.open(device); // a side stream is current from here until end() or close()
-    double[] first;
-    try (NDManager m = store.newSubManager()) {
-      NDArray rows = logits.get(slotIndex);
-      rows.attach(m);
-      first = picker.pick(rows, uniforms, m).toDoubleArray();
-    } catch (RuntimeException | Error e) {
-      graph.close();
-      graph = null;
-      throw e;
-    }
-    try {
-      graph.capture();
-      NDManager captured = store.newSubManager();
-      NDArray rows = logits.get(slotIndex);
-      rows.attach(captured);
-      NDArray out = picker.pick(rows, uniforms, captured);
-      out.attach(store);
-      captured.close();
-      graph.end();
-      output = out;
-    } catch (RuntimeException e) {
-      graph.close(); // back on the caller's stream; this step's tokens are picked already
-      graph = null;
-      failed = true;
-      System.err.println("grpo serve: CUDA graph capture of token picking failed (" + e.getMessage()
-          + "); picking eagerly");
-    }
-    return first;
+    // the first pick runs for real (it updates the repetition-penalty marks), then is recorded
+    CudaGraph.Captured<double[]> c =
+        CudaGraph.runThenCapture(device, store, this::pickRows, "grpo serve: token picking");
+    graph = c.graph();
+    output = c.output();
+    failed = graph == null;
+    return c.first();
+  }
+
+  /** The running rows' logits, picked from; everything made in {@code m}. */
+  private NDArray pickRows(NDManager m) {
+    NDArray rows = logits.get(slotIndex);
+    rows.attach(m);
+    return picker.pick(rows, uniforms, m);
   }
 
   /** Whether the capture failed (the pick then stays eager for this batcher). */
